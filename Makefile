@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Out-of-tree build of shiftfs.ko.
+#
+#   make                 build shiftfs.ko against $(KDIR)
+#   make KUNIT=1         ... with the KUnit suites compiled in (tests only)
+#   make CLIPPY=1        ... with clippy as the Rust compiler driver
+#   make rust-analyzer   write rust-project.json for editors
+#   make clean
+#   make check           build everything and run the whole test suite in a VM
+#
+# KDIR defaults to the cached debug test kernel built by tools/kernel-build;
+# KDIR=/lib/modules/$(uname -r)/build works on a Rust-enabled kernel.
+
+KDIR ?= $(shell $(CURDIR)/tools/kernel-build --print-kdir)
+LLVM ?= 1
+export PATH := /usr/lib/llvm-19/bin:$(PATH)
+
+kmake = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) \
+	$(if $(filter 1,$(KUNIT)),SHIFTFS_KUNIT=y)
+
+all: modules
+
+modules:
+	@test -f $(KDIR)/Makefile || { \
+		echo "shiftfs: no kernel build in $(KDIR): run tools/kernel-build or set KDIR" >&2; \
+		exit 1; }
+	$(kmake) modules
+
+clean:
+	$(kmake) clean
+
+# The kernel's own `make M=... rust-analyzer` cannot find rust/Makefile when
+# the kernel was built with O= (as ours is), so call its generator directly
+# with the arguments rust/Makefile would pass.
+rust-analyzer:
+	@sysroot=$$(rustc --print sysroot); \
+	edition=$$(rustc --version | awk '{split($$2, v, "."); print (v[1] > 1 || v[2] >= 87) ? 2024 : 2021}'); \
+	$(KDIR)/source/scripts/generate_rust_analyzer.py \
+		--cfgs='core=--cfg no_fp_fmt_parse' $$edition \
+		$$(realpath $(KDIR)/source) $$(realpath $(KDIR)) \
+		$$sysroot $$sysroot/lib/rustlib/src/rust/library $(CURDIR) \
+		> rust-project.json
+	@echo "wrote rust-project.json"
+
+check:
+	tools/test
+
+.PHONY: all modules clean rust-analyzer check

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Headers for shiftfs's module-local bindings: what 6.12's kernel::bindings
+ * does not carry. bindgen reads this with the kernel's own C flags; the
+ * allowlist in bindgen_parameters picks what is used.
+ */
+#include <linux/backing-file.h>
+#include <linux/cred.h>
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/namei.h>
+#include <linux/posix_acl_xattr.h>
+#include <linux/user_namespace.h>
+#include <linux/xattr.h>
+
+#include "helpers.h"

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mount requests through the new mount API (`struct fs_context`,
+//! fs_context.h): parameters, the fs_context log, `get_tree`.
+
+use super::{bindings, fs_type::FileSystem};
+use core::{ffi::c_void, fmt, marker::PhantomData, mem::MaybeUninit};
+use kernel::{
+    c_str,
+    error::{code::EINVAL, from_result, to_result},
+    ffi::{c_char, c_int},
+    prelude::*,
+    types::Opaque,
+};
+
+/// What a filesystem keeps about one mount request while it is configured.
+///
+/// Stored in `fs_context::fs_private` from `init_fs_context` until `free`.
+pub(crate) trait Context<T: FileSystem>: Sized + Send {
+    /// Starts a mount request (`init_fs_context`).
+    fn new(fc: &FsContext<T>) -> Result<Self>;
+    /// Takes one parameter (`fsconfig(FSCONFIG_SET_*)`, or one mount option).
+    /// [`enoparam()`](super::errno::enoparam) passes it back to the VFS.
+    fn parse_param(&mut self, fc: &FsContext<T>, param: &Parameter) -> Result;
+    /// Creates or finds the superblock and sets `fc->root`
+    /// (`fsconfig(FSCONFIG_CMD_CREATE)`).
+    fn get_tree(&mut self, fc: &FsContext<T>) -> Result;
+}
+
+/// A mount request of filesystem type `T`.
+#[repr(transparent)]
+pub(crate) struct FsContext<T: FileSystem>(Opaque<bindings::fs_context>, PhantomData<T>);
+
+impl<T: FileSystem> FsContext<T> {
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `fs_context` of type `T` that stays valid
+    /// for `'a`; the VFS guarantees this during a context callback.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::fs_context) -> &'a Self {
+        // SAFETY: `Self` is `repr(transparent)` over `fs_context`, and the
+        // caller guarantees validity for `'a`.
+        unsafe { &*ptr.cast() }
+    }
+
+    fn as_raw(&self) -> *mut bindings::fs_context {
+        self.0.get()
+    }
+
+    /// Matches `param` against `T::PARAMS` and returns the option number of
+    /// the entry it names. Unknown keys give [`enoparam()`](super::errno::enoparam); a value of the
+    /// wrong kind gives EINVAL with a message in the log.
+    pub(crate) fn parse(&self, param: &Parameter) -> Result<u8> {
+        let mut result = MaybeUninit::<bindings::fs_parse_result>::zeroed();
+        // SAFETY: `self` and `param` are valid for the call, the table is a
+        // `'static` terminated array, and `result` is writable.
+        let opt = unsafe {
+            bindings::shiftfs_fs_parse(
+                self.as_raw(),
+                T::PARAMS.as_ptr(),
+                param.0.get(),
+                result.as_mut_ptr(),
+            )
+        };
+        to_result(opt)?;
+        // `__fs_parse` returns an entry's `opt`, a `u8`.
+        u8::try_from(opt).map_err(|_| EINVAL)
+    }
+
+    /// Writes an error line to the context's log, which `fsopen()` users read
+    /// from the fd and `mount(8)` prints, prefixed with the filesystem name.
+    pub(crate) fn error(&self, args: fmt::Arguments<'_>) {
+        let raw = self.as_raw();
+        // SAFETY: `raw` is valid; `log` is the context's own prefix and log
+        // buffer, set up by `alloc_fs_context()`. `%pA` formats a
+        // `fmt::Arguments` that lives across the call.
+        unsafe {
+            bindings::logfc(
+                (*raw).log.log,
+                (*raw).log.prefix,
+                b'e' as c_char,
+                c_str!("%pA").as_char_ptr(),
+                (&args as *const fmt::Arguments<'_>).cast::<c_void>(),
+            )
+        };
+    }
+
+    /// Logs `args` as an error and returns `err`, for `return Err(fc.fail(..))`.
+    pub(crate) fn fail(&self, err: Error, args: fmt::Arguments<'_>) -> Error {
+        self.error(args);
+        err
+    }
+}
+
+/// One mount parameter (`struct fs_parameter`).
+#[repr(transparent)]
+pub(crate) struct Parameter(Opaque<bindings::fs_parameter>);
+
+impl Parameter {
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `fs_parameter` that stays valid for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::fs_parameter) -> &'a Self {
+        // SAFETY: `repr(transparent)`, and validity is the caller's promise.
+        unsafe { &*ptr.cast() }
+    }
+}
+
+struct Ops<T>(PhantomData<T>);
+
+impl<T: FileSystem> Ops<T> {
+    const TABLE: bindings::fs_context_operations = bindings::fs_context_operations {
+        free: Some(free::<T>),
+        parse_param: Some(parse_param::<T>),
+        get_tree: Some(get_tree::<T>),
+        // SAFETY: all-zero is a valid table: NULL callbacks are optional.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+/// The `Context` of a context whose `init_fs_context` succeeded.
+///
+/// # Safety
+///
+/// `fc` must be a valid context of type `T` set up by [`init_fs_context`],
+/// whose private data nobody else uses for `'a` (the VFS calls context
+/// operations one at a time, under `fc->uapi_mutex`).
+unsafe fn private<'a, T: FileSystem>(fc: *mut bindings::fs_context) -> &'a mut T::Context {
+    // SAFETY: per the contract, `fs_private` is the `KBox<T::Context>` leaked
+    // by `init_fs_context` and is not aliased.
+    unsafe { &mut *(*fc).fs_private.cast::<T::Context>() }
+}
+
+/// `file_system_type::init_fs_context`.
+///
+/// # Safety
+///
+/// Called by the VFS with a freshly allocated context of type `T`.
+pub(super) unsafe extern "C" fn init_fs_context<T: FileSystem>(
+    fc: *mut bindings::fs_context,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: `fc` is valid for the call, per the function's contract.
+        let ctx = T::Context::new(unsafe { FsContext::<T>::from_raw(fc) })?;
+        let ctx = KBox::new(ctx, GFP_KERNEL)?;
+        // SAFETY: `fc` is valid and not yet shared; `free` reclaims the box.
+        unsafe {
+            (*fc).fs_private = KBox::into_raw(ctx).cast();
+            (*fc).ops = &Ops::<T>::TABLE;
+        }
+        Ok(0)
+    })
+}
+
+/// `fs_context_operations::free`.
+///
+/// # Safety
+///
+/// Called by the VFS once, when the context set up by `init_fs_context` dies.
+unsafe extern "C" fn free<T: FileSystem>(fc: *mut bindings::fs_context) {
+    // SAFETY: `fc` is valid; `fs_private` is the box from `init_fs_context`
+    // (or NULL) and nothing uses it after `free`.
+    unsafe {
+        let ctx = (*fc).fs_private.cast::<T::Context>();
+        if !ctx.is_null() {
+            drop(KBox::from_raw(ctx));
+            (*fc).fs_private = core::ptr::null_mut();
+        }
+    }
+}
+
+/// `fs_context_operations::parse_param`.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid context set up by `init_fs_context` and a
+/// valid parameter.
+unsafe extern "C" fn parse_param<T: FileSystem>(
+    fc: *mut bindings::fs_context,
+    param: *mut bindings::fs_parameter,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: valid for the call, per the function's contract.
+        let (ctx, fctx, param) = unsafe {
+            (
+                private::<T>(fc),
+                FsContext::<T>::from_raw(fc),
+                Parameter::from_raw(param),
+            )
+        };
+        ctx.parse_param(fctx, param)?;
+        Ok(0)
+    })
+}
+
+/// `fs_context_operations::get_tree`.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid context set up by `init_fs_context`.
+unsafe extern "C" fn get_tree<T: FileSystem>(fc: *mut bindings::fs_context) -> c_int {
+    from_result(|| {
+        // SAFETY: valid for the call, per the function's contract.
+        let (ctx, fctx) = unsafe { (private::<T>(fc), FsContext::<T>::from_raw(fc)) };
+        ctx.get_tree(fctx)?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Filesystem types (`struct file_system_type`) and their registration.
+
+use super::{bindings, fs_context, param};
+use core::{marker::PhantomData, mem::MaybeUninit};
+use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
+
+/// A filesystem implemented in Rust.
+pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
+    /// The name that `mount -t` and /proc/filesystems know it by.
+    const NAME: &'static CStr;
+    /// `FS_*` flags of `struct file_system_type`.
+    const FLAGS: i32;
+    /// The mount parameters it accepts.
+    const PARAMS: param::Table;
+    /// What a mount request collects while it is being configured.
+    type Context: fs_context::Context<Self>;
+}
+
+/// `FS_USERNS_MOUNT`: can be mounted by root of a user namespace.
+pub(crate) const FS_USERNS_MOUNT: i32 = bindings::FS_USERNS_MOUNT as i32;
+
+/// A filesystem type, handed to the VFS while a [`Registration`] lives.
+///
+/// Lives in a `static` of the module, as in C: the VFS links it into its list
+/// and lockdep uses its embedded lock class keys, which must not move.
+#[repr(transparent)]
+pub(crate) struct Type(Opaque<bindings::file_system_type>);
+
+// SAFETY: Rust only writes the C structure before registering it (see
+// `Registration::new`); once registered, the VFS serialises its own accesses
+// under `file_systems_lock`.
+unsafe impl Sync for Type {}
+
+impl Type {
+    /// The type of `T`, with its callbacks filled in.
+    pub(crate) const fn new<T: FileSystem>() -> Self {
+        Self(Opaque::new(bindings::file_system_type {
+            name: T::NAME.as_char_ptr(),
+            fs_flags: T::FLAGS,
+            init_fs_context: Some(fs_context::init_fs_context::<T>),
+            parameters: T::PARAMS.as_ptr(),
+            kill_sb: Some(kill_sb::<T>),
+            // SAFETY: all-zero is the valid "unset" value of every other field
+            // (NULL pointers, empty lists, unregistered lock class keys).
+            ..unsafe { MaybeUninit::zeroed().assume_init() }
+        }))
+    }
+}
+
+/// `kill_sb`: tear down a superblock of `T`.
+///
+/// # Safety
+///
+/// Called by the VFS only, with a superblock of this filesystem type that it
+/// is done with.
+unsafe extern "C" fn kill_sb<T: FileSystem>(sb: *mut bindings::super_block) {
+    // SAFETY: per the function's contract `sb` is a live superblock being
+    // killed; shiftfs superblocks are anonymous (`get_tree_nodev`).
+    unsafe { bindings::kill_anon_super(sb) };
+}
+
+/// Keeps a filesystem type registered; unregisters it on drop.
+pub(crate) struct Registration<T: FileSystem> {
+    ty: &'static Type,
+    _fs: PhantomData<T>,
+}
+
+impl<T: FileSystem> Registration<T> {
+    /// Registers `ty`, owned by `module`.
+    pub(crate) fn new(ty: &'static Type, module: &'static ThisModule) -> Result<Self> {
+        let raw = ty.0.get();
+        // SAFETY: `raw` points to a valid `file_system_type`. It is not
+        // registered yet (registering the same type twice fails below before
+        // the VFS looks at it), so nothing else reads `owner` concurrently:
+        // module init runs once.
+        unsafe { (*raw).owner = module.as_ptr().cast() };
+        // SAFETY: `raw` is valid and lives for `'static`, as the VFS requires.
+        to_result(unsafe { bindings::register_filesystem(raw) })?;
+        Ok(Self {
+            ty,
+            _fs: PhantomData,
+        })
+    }
+}
+
+impl<T: FileSystem> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: `self.ty` was registered by `new`. Module unload (the only
+        // place a registration is dropped) cannot happen while a superblock
+        // of this type holds a module reference.
+        unsafe { bindings::unregister_filesystem(self.ty.0.get()) };
+    }
+}

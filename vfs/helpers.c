@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Thin wrappers of static inline kernel functions: see helpers.h. */
+#include "helpers.h"
+
+int shiftfs_fs_parse(struct fs_context *fc,
+		     const struct fs_parameter_spec *desc,
+		     struct fs_parameter *param,
+		     struct fs_parse_result *result)
+{
+	return fs_parse(fc, desc, param, result);
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Thin wrappers of static inline kernel functions that Rust cannot call
+ * directly. Each wrapper only calls the inline function it is named after:
+ * no logic belongs here.
+ */
+#ifndef SHIFTFS_HELPERS_H
+#define SHIFTFS_HELPERS_H
+
+#include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+
+int shiftfs_fs_parse(struct fs_context *fc,
+		     const struct fs_parameter_spec *desc,
+		     struct fs_parameter *param,
+		     struct fs_parse_result *result);
+
+#endif /* SHIFTFS_HELPERS_H */

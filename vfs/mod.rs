@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A typed layer over the VFS structures shiftfs uses.
+//!
+//! Every `unsafe` in shiftfs lives here or at the C boundary: the wrappers are
+//! `#[repr(transparent)]` over [`Opaque`](kernel::types::Opaque) C structures,
+//! operation tables are `const`s filled with generic `unsafe extern "C"`
+//! trampolines, and errors cross the boundary through
+//! [`from_result`](kernel::error::from_result).
+
+pub(crate) mod bindings;
+pub(crate) mod errno;
+pub(crate) mod fs_context;
+pub(crate) mod fs_type;
+pub(crate) mod param;

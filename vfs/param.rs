@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mount parameter tables (`struct fs_parameter_spec[]`, fs_parser.h).
+
+use super::bindings;
+use kernel::str::CStr;
+
+/// One entry of a parameter table, as `fsparam_*()` builds it in C.
+#[repr(transparent)]
+pub(crate) struct Spec(bindings::fs_parameter_spec);
+
+impl Spec {
+    /// A flag: a key given without a value (`fsparam_flag()`). `opt` is what
+    /// [`FsContext::parse`](super::fs_context::FsContext::parse) returns for it.
+    pub(crate) const fn flag(name: &'static CStr, opt: u8) -> Self {
+        Self(bindings::fs_parameter_spec {
+            name: name.as_char_ptr(),
+            type_: None,
+            opt,
+            flags: 0,
+            data: core::ptr::null(),
+        })
+    }
+
+    /// The all-zero entry that ends a table.
+    pub(crate) const END: Self = Self(bindings::fs_parameter_spec {
+        name: core::ptr::null(),
+        type_: None,
+        opt: 0,
+        flags: 0,
+        data: core::ptr::null(),
+    });
+}
+
+/// A complete parameter table: entries followed by [`Spec::END`].
+///
+/// Built with [`param_table!`](crate::param_table), which appends the end
+/// entry, so a table handed to the VFS is always terminated.
+#[derive(Clone, Copy)]
+pub(crate) struct Table(&'static [Spec]);
+
+impl Table {
+    /// # Safety
+    ///
+    /// The last entry of `specs` must be [`Spec::END`].
+    #[doc(hidden)]
+    pub(crate) const unsafe fn new_unchecked(specs: &'static [Spec]) -> Self {
+        Self(specs)
+    }
+
+    /// The C view of the table.
+    pub(crate) const fn as_ptr(self) -> *const bindings::fs_parameter_spec {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// Builds a [`Table`] from its entries: `param_table![Spec::flag(..), ..]`.
+#[macro_export]
+macro_rules! param_table {
+    ($($spec:expr),* $(,)?) => {{
+        const SPECS: &[$crate::vfs::param::Spec] = &[$($spec,)* $crate::vfs::param::Spec::END];
+        // SAFETY: the last entry of `SPECS` is `Spec::END`, appended above.
+        unsafe { $crate::vfs::param::Table::new_unchecked(SPECS) }
+    }};
+}
