@@ -54,3 +54,82 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         ))
     }
 }
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::*;
+    use crate::{
+        kunit_expect, kunit_expect_eq, kunit_suite,
+        vfs::{fs_context::OwnedFsContext, kunit::Test},
+        SHIFTFS_TYPE,
+    };
+    use kernel::error::code::EINVAL;
+
+    fn request() -> OwnedFsContext<Shiftfs> {
+        OwnedFsContext::new(&SHIFTFS_TYPE).expect("fs_context_for_mount(shiftfs)")
+    }
+
+    fn no_options_is_a_shifting_mount(t: &mut Test) {
+        kunit_expect!(t, !request().data().mark);
+    }
+
+    fn mark_is_a_flag(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("mark"), None), Ok(()));
+        kunit_expect!(t, fc.data().mark);
+    }
+
+    fn mark_twice_is_mark(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("mark"), None), Ok(()));
+        kunit_expect_eq!(t, fc.parse(c_str!("mark"), None), Ok(()));
+        kunit_expect!(t, fc.data().mark);
+    }
+
+    fn mark_with_a_value_is_einval(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("mark"), Some(b"1")), Err(EINVAL));
+        kunit_expect!(t, !fc.data().mark);
+    }
+
+    fn unknown_key_is_einval(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("bogus"), None), Err(EINVAL));
+        kunit_expect_eq!(t, fc.parse(c_str!("bogus"), Some(b"x")), Err(EINVAL));
+        kunit_expect_eq!(t, fc.parse(c_str!("marks"), None), Err(EINVAL));
+        kunit_expect_eq!(t, fc.parse(c_str!("MARK"), None), Err(EINVAL));
+    }
+
+    fn empty_key_is_einval(t: &mut Test) {
+        kunit_expect_eq!(t, request().parse(c_str!(""), None), Err(EINVAL));
+    }
+
+    fn source_is_left_to_the_vfs(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("source"), Some(b"/srv")), Ok(()));
+        // A second source is the VFS's "Multiple sources" error.
+        kunit_expect_eq!(t, fc.parse(c_str!("source"), Some(b"/srv")), Err(EINVAL));
+        kunit_expect!(t, !fc.data().mark);
+    }
+
+    fn unknown_key_leaves_mark_alone(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c_str!("mark"), None), Ok(()));
+        kunit_expect_eq!(t, fc.parse(c_str!("nomark"), None), Err(EINVAL));
+        kunit_expect!(t, fc.data().mark);
+    }
+
+    kunit_suite!(
+        "shiftfs_mount_options",
+        [
+            no_options_is_a_shifting_mount,
+            mark_is_a_flag,
+            mark_twice_is_mark,
+            mark_with_a_value_is_einval,
+            unknown_key_is_einval,
+            empty_key_is_einval,
+            source_is_left_to_the_vfs,
+            unknown_key_leaves_mark_alone,
+        ]
+    );
+}

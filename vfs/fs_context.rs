@@ -205,3 +205,51 @@ unsafe extern "C" fn get_tree<T: FileSystem>(fc: *mut bindings::fs_context) -> c
         Ok(0)
     })
 }
+
+/// A mount request made from inside the kernel, for unit tests of option
+/// parsing: `fs_context_for_mount()`, then `vfs_parse_fs_string()` per option,
+/// as mount(2) does. Released on drop.
+#[cfg(shiftfs_kunit)]
+pub(crate) struct OwnedFsContext<T: FileSystem> {
+    raw: *mut bindings::fs_context,
+    _fs: PhantomData<T>,
+}
+
+#[cfg(shiftfs_kunit)]
+impl<T: FileSystem> OwnedFsContext<T> {
+    /// A new mount request for `ty`, which must be `T`'s registered type.
+    pub(crate) fn new(ty: &'static super::fs_type::Type) -> Result<Self> {
+        // SAFETY: `ty` is a registered filesystem type that outlives the
+        // context; `fs_context_for_mount` returns a context or an ERR_PTR.
+        let raw =
+            kernel::error::from_err_ptr(unsafe { bindings::fs_context_for_mount(ty.as_raw(), 0) })?;
+        Ok(Self {
+            raw,
+            _fs: PhantomData,
+        })
+    }
+
+    /// Passes `key[=value]` as mount(2) would.
+    pub(crate) fn parse(&mut self, key: &kernel::str::CStr, value: Option<&[u8]>) -> Result {
+        let (ptr, len) = value.map_or((core::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+        // SAFETY: `raw` is a live context we own; `key` is NUL-terminated and
+        // `ptr`/`len` describe a readable buffer (or NULL, for a flag).
+        to_result(unsafe {
+            bindings::vfs_parse_fs_string(self.raw, key.as_char_ptr(), ptr.cast(), len as _)
+        })
+    }
+
+    /// What the filesystem recorded so far.
+    pub(crate) fn data(&self) -> &T::Context {
+        // SAFETY: the context is ours and was set up by `init_fs_context`.
+        unsafe { &*(*self.raw).fs_private.cast::<T::Context>() }
+    }
+}
+
+#[cfg(shiftfs_kunit)]
+impl<T: FileSystem> Drop for OwnedFsContext<T> {
+    fn drop(&mut self) {
+        // SAFETY: `raw` is a context we own and release once.
+        unsafe { bindings::put_fs_context(self.raw) };
+    }
+}

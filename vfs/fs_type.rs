@@ -49,6 +49,14 @@ impl Type {
     }
 }
 
+impl Type {
+    /// The C structure, for the VFS.
+    #[cfg(shiftfs_kunit)]
+    pub(crate) fn as_raw(&self) -> *mut bindings::file_system_type {
+        self.0.get()
+    }
+}
+
 /// `kill_sb`: tear down a superblock of `T`.
 ///
 /// # Safety

@@ -15,4 +15,10 @@ int shiftfs_fs_parse(struct fs_context *fc,
 		     struct fs_parameter *param,
 		     struct fs_parse_result *result);
 
+#ifdef SHIFTFS_KUNIT
+#include <kunit/test.h>
+
+void shiftfs_kunit_set_failure(struct kunit *test);
+#endif
+
 #endif /* SHIFTFS_HELPERS_H */

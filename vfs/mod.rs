@@ -12,4 +12,6 @@ pub(crate) mod bindings;
 pub(crate) mod errno;
 pub(crate) mod fs_context;
 pub(crate) mod fs_type;
+#[cfg(shiftfs_kunit)]
+pub(crate) mod kunit;
 pub(crate) mod param;
