@@ -5,12 +5,12 @@
 
 use crate::param_table;
 use crate::vfs::{
-    errno::{enoparam, eopnotsupp},
+    errno::eopnotsupp,
     fs_context::{self, FsContext, Parameter},
     fs_type::{FileSystem, FS_USERNS_MOUNT},
     param::{self, Spec},
 };
-use kernel::{c_str, prelude::*, str::CStr};
+use kernel::{c_str, error::code::ENOPARAM, prelude::*, str::CStr};
 
 /// The shiftfs filesystem type.
 pub(crate) struct Shiftfs;
@@ -41,7 +41,7 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         match fc.parse(param)? {
             // Giving `mark` twice asks for the same thing twice.
             OPT_MARK => self.mark = true,
-            _ => return Err(enoparam()),
+            _ => return Err(ENOPARAM),
         }
         Ok(())
     }

@@ -5,14 +5,12 @@
 use super::bindings;
 use kernel::error::Error;
 
-/// `ENOPARAM`: "not one of mine". From `parse_param`, hands a key back to the
-/// VFS, which handles `source` itself and rejects anything else with EINVAL
-/// and an "Unknown parameter" line in the log.
-pub(crate) fn enoparam() -> Error {
-    Error::from_errno(-(bindings::ENOPARAM as i32))
-}
-
 /// `EOPNOTSUPP`: operation not supported.
 pub(crate) fn eopnotsupp() -> Error {
     Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+/// `EOVERFLOW`: a value does not fit, such as an id with no mapping.
+pub(crate) fn eoverflow() -> Error {
+    Error::from_errno(-(bindings::EOVERFLOW as i32))
 }

@@ -20,7 +20,7 @@ pub(crate) trait Context<T: FileSystem>: Sized + Send {
     /// Starts a mount request (`init_fs_context`).
     fn new(fc: &FsContext<T>) -> Result<Self>;
     /// Takes one parameter (`fsconfig(FSCONFIG_SET_*)`, or one mount option).
-    /// [`enoparam()`](super::errno::enoparam) passes it back to the VFS.
+    /// `ENOPARAM` passes it back to the VFS.
     fn parse_param(&mut self, fc: &FsContext<T>, param: &Parameter) -> Result;
     /// Creates or finds the superblock and sets `fc->root`
     /// (`fsconfig(FSCONFIG_CMD_CREATE)`).
@@ -47,7 +47,7 @@ impl<T: FileSystem> FsContext<T> {
     }
 
     /// Matches `param` against `T::PARAMS` and returns the option number of
-    /// the entry it names. Unknown keys give [`enoparam()`](super::errno::enoparam); a value of the
+    /// the entry it names. Unknown keys give `ENOPARAM`; a value of the
     /// wrong kind gives EINVAL with a message in the log.
     pub(crate) fn parse(&self, param: &Parameter) -> Result<u8> {
         let mut result = MaybeUninit::<bindings::fs_parse_result>::zeroed();

@@ -48,22 +48,26 @@ macro_rules! kunit_expect {
 /// Checks `left == right`: `kunit_expect_eq!(t, left, right)`.
 #[macro_export]
 macro_rules! kunit_expect_eq {
-    ($t:expr, $left:expr, $right:expr $(,)?) => {{
-        let (l, r) = (&$left, &$right);
-        if l != r {
-            $t.fail(
-                file!(),
-                line!(),
-                format_args!(
-                    "{} == {}: got {:?}, expected {:?}",
-                    stringify!($left),
-                    stringify!($right),
-                    l,
-                    r
-                ),
-            );
+    ($t:expr, $left:expr, $right:expr $(,)?) => {
+        // `match` keeps temporaries in the operands alive, as in `assert_eq!`.
+        match (&$left, &$right) {
+            (l, r) => {
+                if l != r {
+                    $t.fail(
+                        file!(),
+                        line!(),
+                        format_args!(
+                            "{} == {}: got {:?}, expected {:?}",
+                            stringify!($left),
+                            stringify!($right),
+                            l,
+                            r
+                        ),
+                    );
+                }
+            }
         }
-    }};
+    };
 }
 
 /// A test case: implemented by [`kunit_suite!`](crate::kunit_suite) for a
