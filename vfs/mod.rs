@@ -15,3 +15,4 @@ pub(crate) mod fs_type;
 #[cfg(shiftfs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod param;
+pub(crate) mod user_ns;

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The shifting rule.
+//!
+//! A real id is read in the real superblock's user namespace and made a
+//! kernel id in the shiftfs superblock's: with a container mapping
+//! 0:100000:65536, on-disk uid 1000 is kernel uid 101000, which the container
+//! sees as 1000. On the way down the reverse. An id with no mapping shifts to
+//! the invalid id (stat then shows the overflow id, 65534); one that cannot
+//! be written down is refused.
+
+use crate::vfs::user_ns::{Kgid, Kuid, UserNamespace};
+
+/// Shifting between a real superblock's user namespace and a shiftfs
+/// superblock's.
+#[derive(Clone, Copy)]
+pub(crate) struct Shift<'a> {
+    /// The real superblock's user namespace (`s_user_ns`).
+    pub(crate) real: &'a UserNamespace,
+    /// The shiftfs superblock's user namespace: the container's.
+    pub(crate) shifted: &'a UserNamespace,
+}
+
+impl Shift<'_> {
+    /// The owner a shiftfs inode shows for a real inode owned by `real`.
+    pub(crate) fn uid_up(&self, real: Kuid) -> Kuid {
+        self.real
+            .uid_of(real)
+            .map_or(Kuid::INVALID, |id| self.shifted.make_kuid(id))
+    }
+
+    /// The group a shiftfs inode shows for a real inode's `real` group.
+    pub(crate) fn gid_up(&self, real: Kgid) -> Kgid {
+        self.real
+            .gid_of(real)
+            .map_or(Kgid::INVALID, |id| self.shifted.make_kgid(id))
+    }
+
+    /// The real owner to write for `shifted`, if the real filesystem can hold it.
+    pub(crate) fn uid_down(&self, shifted: Kuid) -> Option<Kuid> {
+        let id = self.shifted.uid_of(shifted)?;
+        Some(self.real.make_kuid(id)).filter(|k| k.is_valid())
+    }
+
+    /// The real group to write for `shifted`, if the real filesystem can hold it.
+    pub(crate) fn gid_down(&self, shifted: Kgid) -> Option<Kgid> {
+        let id = self.shifted.gid_of(shifted)?;
+        Some(self.real.make_kgid(id)).filter(|k| k.is_valid())
+    }
+}
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::*;
+    use crate::{kunit_expect_eq, kunit_suite, vfs::kunit::Test, vfs::user_ns::TestUserNamespace};
+
+    /// The usual container: 0:100000:65536.
+    fn container() -> TestUserNamespace {
+        TestUserNamespace::new(&[(0, 100_000, 65_536)]).expect("test namespace")
+    }
+
+    fn with_container(f: impl FnOnce(Shift<'_>)) {
+        let c = container();
+        f(Shift {
+            real: UserNamespace::init(),
+            shifted: &c,
+        })
+    }
+
+    fn up_root_is_container_root(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(0)), Kuid(100_000)));
+    }
+
+    fn up_1000_is_container_1000(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(1000)), Kuid(101_000)));
+    }
+
+    fn up_last_mapped_id(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(65_535)), Kuid(165_535)));
+    }
+
+    fn up_first_unmapped_id_is_invalid(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(65_536)), Kuid::INVALID));
+    }
+
+    fn up_70000_is_invalid(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(70_000)), Kuid::INVALID));
+    }
+
+    fn up_4294967294_is_invalid(t: &mut Test) {
+        with_container(|s| kunit_expect_eq!(t, s.uid_up(Kuid(4_294_967_294)), Kuid::INVALID));
+    }
+
+    fn up_invalid_stays_invalid(t: &mut Test) {
+        with_container(|s| {
+            kunit_expect_eq!(t, s.uid_up(Kuid::INVALID), Kuid::INVALID);
+            kunit_expect_eq!(t, s.gid_up(Kgid::INVALID), Kgid::INVALID);
+        });
+    }
+
+    fn down_container_ids(t: &mut Test) {
+        with_container(|s| {
+            kunit_expect_eq!(t, s.uid_down(Kuid(100_000)), Some(Kuid(0)));
+            kunit_expect_eq!(t, s.uid_down(Kuid(101_000)), Some(Kuid(1000)));
+            kunit_expect_eq!(t, s.uid_down(Kuid(165_535)), Some(Kuid(65_535)));
+        });
+    }
+
+    fn down_outside_the_container_is_refused(t: &mut Test) {
+        with_container(|s| {
+            kunit_expect_eq!(t, s.uid_down(Kuid(0)), None);
+            kunit_expect_eq!(t, s.uid_down(Kuid(99_999)), None);
+            kunit_expect_eq!(t, s.uid_down(Kuid(165_536)), None);
+            kunit_expect_eq!(t, s.uid_down(Kuid::INVALID), None);
+        });
+    }
+
+    fn gids_shift_like_uids(t: &mut Test) {
+        with_container(|s| {
+            kunit_expect_eq!(t, s.gid_up(Kgid(0)), Kgid(100_000));
+            kunit_expect_eq!(t, s.gid_up(Kgid(1000)), Kgid(101_000));
+            kunit_expect_eq!(t, s.gid_up(Kgid(70_000)), Kgid::INVALID);
+            kunit_expect_eq!(t, s.gid_down(Kgid(101_000)), Some(Kgid(1000)));
+            kunit_expect_eq!(t, s.gid_down(Kgid(5)), None);
+        });
+    }
+
+    fn round_trip_of_mapped_ids(t: &mut Test) {
+        with_container(|s| {
+            for id in [0, 1, 1000, 65_534, 65_535] {
+                kunit_expect_eq!(t, s.uid_down(s.uid_up(Kuid(id))), Some(Kuid(id)));
+                kunit_expect_eq!(t, s.gid_down(s.gid_up(Kgid(id))), Some(Kgid(id)));
+            }
+        });
+    }
+
+    fn identity_in_the_initial_namespace(t: &mut Test) {
+        let init = UserNamespace::init();
+        let s = Shift {
+            real: init,
+            shifted: init,
+        };
+        for id in [0, 1000, 65_536, 4_294_967_294] {
+            kunit_expect_eq!(t, s.uid_up(Kuid(id)), Kuid(id));
+            kunit_expect_eq!(t, s.uid_down(Kuid(id)), Some(Kuid(id)));
+        }
+        kunit_expect_eq!(t, s.uid_up(Kuid::INVALID), Kuid::INVALID);
+    }
+
+    /// A container nested in the usual one, mapping its 0:1000:1000
+    /// (kernel ids 101000..101999).
+    fn nested() -> TestUserNamespace {
+        TestUserNamespace::new(&[(0, 101_000, 1000)]).expect("test namespace")
+    }
+
+    fn nested_mapping_composes(t: &mut Test) {
+        let n = nested();
+        let s = Shift {
+            real: UserNamespace::init(),
+            shifted: &n,
+        };
+        kunit_expect_eq!(t, s.uid_up(Kuid(5)), Kuid(101_005));
+        kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(101_999));
+        kunit_expect_eq!(t, s.uid_up(Kuid(1000)), Kuid::INVALID);
+        kunit_expect_eq!(t, s.uid_down(Kuid(101_005)), Some(Kuid(5)));
+        kunit_expect_eq!(t, s.uid_down(Kuid(100_005)), None);
+    }
+
+    fn real_superblock_in_a_container(t: &mut Test) {
+        // A filesystem mounted inside the usual container, shifted for the
+        // nested one: container uid 5 is real kernel uid 100005.
+        let (c, n) = (container(), nested());
+        let s = Shift {
+            real: &c,
+            shifted: &n,
+        };
+        kunit_expect_eq!(t, s.uid_up(Kuid(100_005)), Kuid(101_005));
+        kunit_expect_eq!(t, s.uid_up(Kuid(101_005)), Kuid::INVALID);
+        kunit_expect_eq!(t, s.uid_up(Kuid(5)), Kuid::INVALID);
+        kunit_expect_eq!(t, s.uid_down(Kuid(101_005)), Some(Kuid(100_005)));
+    }
+
+    fn multi_extent_mapping(t: &mut Test) {
+        let m = TestUserNamespace::new(&[(0, 100_000, 1000), (1000, 300_000, 1000)])
+            .expect("test namespace");
+        let s = Shift {
+            real: UserNamespace::init(),
+            shifted: &m,
+        };
+        kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(100_999));
+        kunit_expect_eq!(t, s.uid_up(Kuid(1500)), Kuid(300_500));
+        kunit_expect_eq!(t, s.uid_up(Kuid(2000)), Kuid::INVALID);
+        kunit_expect_eq!(t, s.uid_down(Kuid(300_500)), Some(Kuid(1500)));
+        kunit_expect_eq!(t, s.uid_down(Kuid(200_000)), None);
+    }
+
+    kunit_suite!(
+        "shiftfs_shift",
+        [
+            up_root_is_container_root,
+            up_1000_is_container_1000,
+            up_last_mapped_id,
+            up_first_unmapped_id_is_invalid,
+            up_70000_is_invalid,
+            up_4294967294_is_invalid,
+            up_invalid_stays_invalid,
+            down_container_ids,
+            down_outside_the_container_is_refused,
+            gids_shift_like_uids,
+            round_trip_of_mapped_ids,
+            identity_in_the_initial_namespace,
+            nested_mapping_composes,
+            real_superblock_in_a_container,
+            multi_extent_mapping,
+        ]
+    );
+}
