@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Extended attributes whose values carry ids.
+//!
+//! `security.capability` (file capabilities) names the root id the
+//! capabilities are valid for: implicitly 0 in revisions 1 and 2, explicitly
+//! in revision 3 (namespaced capabilities). Passing one through shiftfs
+//! translates that root id, converting between revisions as the kernel does:
+//! a capability whose root id is 0 is written as v1/v2, any other as v3.
+
+use crate::vfs::errno::eoverflow;
+use kernel::{error::code::EINVAL, prelude::*};
+
+const REVISION_MASK: u32 = 0xff00_0000;
+const REVISION_1: u32 = 0x0100_0000;
+const REVISION_2: u32 = 0x0200_0000;
+const REVISION_3: u32 = 0x0300_0000;
+/// Sizes of the three revisions: magic, (permitted, inheritable) pairs, and
+/// for v3 the root id; little-endian 32-bit words.
+const SIZE_1: usize = 4 * (1 + 2);
+const SIZE_2: usize = 4 * (1 + 2 * 2);
+const SIZE_3: usize = 4 * (2 + 2 * 2);
+
+/// A parsed `security.capability` value.
+struct FileCaps {
+    revision: u32,
+    /// Flag bits of the magic word (`VFS_CAP_FLAGS_EFFECTIVE`).
+    flags: u32,
+    /// Permitted and inheritable words, low and high halves; v1 has only the
+    /// low pair.
+    data: [u32; 4],
+    rootid: u32,
+}
+
+fn word(value: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([
+        value[4 * i],
+        value[4 * i + 1],
+        value[4 * i + 2],
+        value[4 * i + 3],
+    ])
+}
+
+impl FileCaps {
+    /// Parses a value; any size or revision that is not one of the three
+    /// well-formed layouts is EINVAL.
+    fn parse(value: &[u8]) -> Result<Self> {
+        if value.len() < 4 {
+            return Err(EINVAL);
+        }
+        let magic = word(value, 0);
+        let revision = magic & REVISION_MASK;
+        let size = match revision {
+            REVISION_1 => SIZE_1,
+            REVISION_2 => SIZE_2,
+            REVISION_3 => SIZE_3,
+            _ => return Err(EINVAL),
+        };
+        if value.len() != size {
+            return Err(EINVAL);
+        }
+        let mut data = [0; 4];
+        let words = if revision == REVISION_1 { 2 } else { 4 };
+        for (i, d) in data.iter_mut().take(words).enumerate() {
+            *d = word(value, 1 + i);
+        }
+        let rootid = if revision == REVISION_3 {
+            word(value, 5)
+        } else {
+            0
+        };
+        Ok(Self {
+            revision,
+            flags: magic & !REVISION_MASK,
+            data,
+            rootid,
+        })
+    }
+
+    /// The value for this capability with root id `rootid`: v1 stays v1 and
+    /// anything else becomes v2 when `rootid` is 0; otherwise v3.
+    fn encode(&self, rootid: u32) -> Result<KVec<u8>> {
+        let (revision, words) = match (rootid, self.revision) {
+            (0, REVISION_1) => (REVISION_1, 2),
+            (0, _) => (REVISION_2, 4),
+            _ => (REVISION_3, 4),
+        };
+        let mut out = KVec::with_capacity(SIZE_3, GFP_KERNEL)?;
+        out.extend_from_slice(&(revision | self.flags).to_le_bytes(), GFP_KERNEL)?;
+        for d in &self.data[..words] {
+            out.extend_from_slice(&d.to_le_bytes(), GFP_KERNEL)?;
+        }
+        if revision == REVISION_3 {
+            out.extend_from_slice(&rootid.to_le_bytes(), GFP_KERNEL)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Translates a capability read from the real filesystem for shiftfs:
+/// `map` takes a real root id to the shifted one. A root id with no mapping
+/// is EOVERFLOW, as the kernel answers for a capability not valid in the
+/// reader's namespace.
+pub(crate) fn caps_up(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Result<KVec<u8>> {
+    let caps = FileCaps::parse(value)?;
+    caps.encode(map(caps.rootid).ok_or_else(eoverflow)?)
+}
+
+/// Translates a capability written through shiftfs for the real filesystem:
+/// `map` takes a shifted root id to the real one. A root id the real
+/// filesystem cannot hold is EINVAL.
+pub(crate) fn caps_down(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Result<KVec<u8>> {
+    let caps = FileCaps::parse(value)?;
+    caps.encode(map(caps.rootid).ok_or(EINVAL)?)
+}
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::*;
+    use crate::{kunit_expect, kunit_expect_eq, kunit_suite, vfs::kunit::Test};
+
+    const EFFECTIVE: u32 = 1;
+
+    /// Builds a value from words, as a test fixture.
+    fn value(words: &[u32]) -> KVec<u8> {
+        let mut v = KVec::new();
+        for w in words {
+            v.extend_from_slice(&w.to_le_bytes(), GFP_KERNEL)
+                .expect("alloc");
+        }
+        v
+    }
+
+    /// The container 0:100000:65536, real to shifted.
+    fn container_up(id: u32) -> Option<u32> {
+        id.checked_sub(100_000).filter(|&i| i < 65_536)
+    }
+
+    /// The same container, shifted to real.
+    fn container_down(id: u32) -> Option<u32> {
+        (id < 65_536).then(|| id + 100_000)
+    }
+
+    fn same(id: u32) -> Option<u32> {
+        Some(id)
+    }
+
+    fn v2_with_root_0_stays_v2(t: &mut Test) {
+        let v = value(&[REVISION_2 | EFFECTIVE, 0x2000, 0, 0, 0]);
+        kunit_expect_eq!(t, caps_up(&v, same).as_deref(), Ok(&v[..]));
+    }
+
+    fn v2_becomes_v3_when_root_moves(t: &mut Test) {
+        let v = value(&[REVISION_2 | EFFECTIVE, 0x2000, 0x10, 0x1, 0x2]);
+        let want = value(&[REVISION_3 | EFFECTIVE, 0x2000, 0x10, 0x1, 0x2, 100_000]);
+        kunit_expect_eq!(t, caps_down(&v, container_down).as_deref(), Ok(&want[..]));
+    }
+
+    fn v3_becomes_v2_when_root_maps_to_0(t: &mut Test) {
+        let v = value(&[REVISION_3, 0x2000, 0x10, 0x1, 0x2, 100_000]);
+        let want = value(&[REVISION_2, 0x2000, 0x10, 0x1, 0x2]);
+        kunit_expect_eq!(t, caps_up(&v, container_up).as_deref(), Ok(&want[..]));
+    }
+
+    fn v3_root_is_translated_up(t: &mut Test) {
+        let v = value(&[REVISION_3 | EFFECTIVE, 0x400, 0, 0, 0, 101_000]);
+        let want = value(&[REVISION_3 | EFFECTIVE, 0x400, 0, 0, 0, 1000]);
+        kunit_expect_eq!(t, caps_up(&v, container_up).as_deref(), Ok(&want[..]));
+    }
+
+    fn v3_root_is_translated_down(t: &mut Test) {
+        let v = value(&[REVISION_3, 0x400, 0, 0, 0, 5]);
+        let want = value(&[REVISION_3, 0x400, 0, 0, 0, 100_005]);
+        kunit_expect_eq!(t, caps_down(&v, container_down).as_deref(), Ok(&want[..]));
+    }
+
+    fn v1_with_root_0_stays_v1(t: &mut Test) {
+        let v = value(&[REVISION_1 | EFFECTIVE, 0x3000, 0x1]);
+        kunit_expect_eq!(t, caps_up(&v, same).as_deref(), Ok(&v[..]));
+    }
+
+    fn v1_becomes_v3_with_empty_high_words(t: &mut Test) {
+        let v = value(&[REVISION_1, 0x3000, 0x1]);
+        let want = value(&[REVISION_3, 0x3000, 0x1, 0, 0, 100_000]);
+        kunit_expect_eq!(t, caps_down(&v, container_down).as_deref(), Ok(&want[..]));
+    }
+
+    fn unmapped_root_up_is_eoverflow(t: &mut Test) {
+        let host_root = value(&[REVISION_2, 0x2000, 0, 0, 0]);
+        kunit_expect_eq!(t, caps_up(&host_root, container_up), Err(eoverflow()));
+        let other = value(&[REVISION_3, 0x2000, 0, 0, 0, 200_000]);
+        kunit_expect_eq!(t, caps_up(&other, container_up), Err(eoverflow()));
+    }
+
+    fn unmappable_root_down_is_einval(t: &mut Test) {
+        let v = value(&[REVISION_3, 0x2000, 0, 0, 0, 65_536]);
+        kunit_expect_eq!(t, caps_down(&v, container_down), Err(EINVAL));
+    }
+
+    fn empty_and_truncated_values_are_einval(t: &mut Test) {
+        kunit_expect_eq!(t, caps_up(&[], same), Err(EINVAL));
+        kunit_expect_eq!(t, caps_up(&[0, 0, 0], same), Err(EINVAL));
+        let v2 = value(&[REVISION_2, 1, 2, 3, 4]);
+        for len in 0..v2.len() {
+            kunit_expect_eq!(t, caps_up(&v2[..len], same), Err(EINVAL));
+        }
+        let v3 = value(&[REVISION_3, 1, 2, 3, 4, 0]);
+        kunit_expect_eq!(t, caps_down(&v3[..SIZE_3 - 1], same), Err(EINVAL));
+    }
+
+    fn size_must_match_revision(t: &mut Test) {
+        // A v2 magic on a v3-sized value, a v3 magic on a v2-sized one, a v1
+        // magic with a trailing byte.
+        let v = value(&[REVISION_2, 1, 2, 3, 4, 5]);
+        kunit_expect_eq!(t, caps_up(&v, same), Err(EINVAL));
+        let v = value(&[REVISION_3, 1, 2, 3, 4]);
+        kunit_expect_eq!(t, caps_up(&v, same), Err(EINVAL));
+        let mut v = value(&[REVISION_1, 1, 2]);
+        v.push(0, GFP_KERNEL).expect("alloc");
+        kunit_expect_eq!(t, caps_up(&v, same), Err(EINVAL));
+    }
+
+    fn unknown_revisions_are_einval(t: &mut Test) {
+        for rev in [0, 0x0400_0000, 0xff00_0000] {
+            let v = value(&[rev, 1, 2, 3, 4]);
+            kunit_expect_eq!(t, caps_up(&v, same), Err(EINVAL));
+            let v = value(&[rev, 1, 2, 3, 4, 0]);
+            kunit_expect_eq!(t, caps_down(&v, same), Err(EINVAL));
+        }
+    }
+
+    fn flags_and_data_are_kept_exactly(t: &mut Test) {
+        let v = value(&[
+            REVISION_2 | EFFECTIVE,
+            0xdead_beef,
+            0x1234_5678,
+            0xffff_ffff,
+            0x8000_0001,
+        ]);
+        let down = caps_down(&v, container_down).expect("down");
+        kunit_expect_eq!(t, down.len(), SIZE_3);
+        let back = caps_up(&down, container_up).expect("up");
+        kunit_expect_eq!(t, &back[..], &v[..]);
+    }
+
+    fn round_trip_through_the_container(t: &mut Test) {
+        for rootid in [0, 1, 1000, 65_535] {
+            let v = value(&[REVISION_3, 0x1, 0x2, 0x3, 0x4, rootid]);
+            let down = caps_down(&v, container_down).expect("down");
+            kunit_expect_eq!(t, word(&down, 5), rootid + 100_000);
+            let up = caps_up(&down, container_up).expect("up");
+            if rootid == 0 {
+                kunit_expect_eq!(t, up.len(), SIZE_2);
+            } else {
+                kunit_expect_eq!(t, &up[..], &v[..]);
+            }
+        }
+    }
+
+    fn every_short_prefix_is_rejected_without_reading_past_it(t: &mut Test) {
+        // Each prefix is copied to an allocation of exactly its size, so a
+        // read past the end would be caught by KASAN.
+        let v3 = value(&[REVISION_3, 1, 2, 3, 4, 5]);
+        for len in 0..v3.len() {
+            let mut exact = KVec::with_capacity(len, GFP_KERNEL).expect("alloc");
+            exact
+                .extend_from_slice(&v3[..len], GFP_KERNEL)
+                .expect("alloc");
+            kunit_expect!(
+                t,
+                caps_up(&exact, same).is_err(),
+                "prefix of {len} bytes accepted"
+            );
+        }
+    }
+
+    kunit_suite!(
+        "shiftfs_caps_xattr",
+        [
+            v2_with_root_0_stays_v2,
+            v2_becomes_v3_when_root_moves,
+            v3_becomes_v2_when_root_maps_to_0,
+            v3_root_is_translated_up,
+            v3_root_is_translated_down,
+            v1_with_root_0_stays_v1,
+            v1_becomes_v3_with_empty_high_words,
+            unmapped_root_up_is_eoverflow,
+            unmappable_root_down_is_einval,
+            empty_and_truncated_values_are_einval,
+            size_must_match_revision,
+            unknown_revisions_are_einval,
+            flags_and_data_are_kept_exactly,
+            round_trip_through_the_container,
+            every_short_prefix_is_rejected_without_reading_past_it,
+        ]
+    );
+}
