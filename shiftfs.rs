@@ -12,14 +12,14 @@ use kernel::prelude::*;
 
 // The rules, the shifting and the xattr translation below are unit-tested
 // (KUnit) ahead of the mount and inode code of core I that calls them.
-#[cfg_attr(not(shiftfs_kunit), expect(dead_code, reason = "used by core I"))]
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 mod mark;
-#[cfg_attr(not(shiftfs_kunit), expect(dead_code, reason = "used by core I"))]
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 mod shift;
 #[path = "super.rs"]
 mod super_;
 mod vfs;
-#[cfg_attr(not(shiftfs_kunit), expect(dead_code, reason = "used by core II"))]
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core II"))]
 mod xattr;
 
 module! {

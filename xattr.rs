@@ -2,14 +2,26 @@
 
 //! Extended attributes whose values carry ids.
 //!
+//! POSIX ACLs reach a 6.12 filesystem already parsed (`get_acl`/`set_acl`
+//! with a `struct posix_acl`; malformed `system.posix_acl_*` values are
+//! refused by the VFS before that): their named entries are shifted like
+//! inode owners. Unmapped on the way up shows as the overflow id; an entry
+//! that cannot be written down is EINVAL.
+//!
 //! `security.capability` (file capabilities) names the root id the
 //! capabilities are valid for: implicitly 0 in revisions 1 and 2, explicitly
 //! in revision 3 (namespaced capabilities). Passing one through shiftfs
 //! translates that root id, converting between revisions as the kernel does:
 //! a capability whose root id is 0 is written as v1/v2, any other as v3.
 
-use crate::vfs::errno::eoverflow;
-use kernel::{error::code::EINVAL, prelude::*};
+use crate::{
+    shift::Shift,
+    vfs::{
+        acl::{AclId, PosixAcl},
+        errno::eoverflow,
+    },
+};
+use kernel::{error::code::EINVAL, prelude::*, types::ARef};
 
 const REVISION_MASK: u32 = 0xff00_0000;
 const REVISION_1: u32 = 0x0100_0000;
@@ -114,10 +126,41 @@ pub(crate) fn caps_down(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Resul
     caps.encode(map(caps.rootid).ok_or(EINVAL)?)
 }
 
+/// The ACL a shiftfs inode shows for a real inode's `acl`.
+pub(crate) fn acl_up(acl: &PosixAcl, shift: &Shift<'_>) -> Result<ARef<PosixAcl>> {
+    acl.try_map(|mut e| {
+        e.id = match e.id {
+            AclId::User(k) => AclId::User(shift.uid_up(k)),
+            AclId::Group(k) => AclId::Group(shift.gid_up(k)),
+            AclId::None => AclId::None,
+        };
+        Ok(e)
+    })
+}
+
+/// The ACL to set on the real inode for `acl` set through shiftfs.
+pub(crate) fn acl_down(acl: &PosixAcl, shift: &Shift<'_>) -> Result<ARef<PosixAcl>> {
+    acl.try_map(|mut e| {
+        e.id = match e.id {
+            AclId::User(k) => AclId::User(shift.uid_down(k).ok_or(EINVAL)?),
+            AclId::Group(k) => AclId::Group(shift.gid_down(k).ok_or(EINVAL)?),
+            AclId::None => AclId::None,
+        };
+        Ok(e)
+    })
+}
+
 #[cfg(shiftfs_kunit)]
 mod tests {
     use super::*;
-    use crate::{kunit_expect, kunit_expect_eq, kunit_suite, vfs::kunit::Test};
+    use crate::{
+        kunit_expect, kunit_expect_eq, kunit_suite,
+        vfs::{
+            acl::{AclEntry, ACL_GROUP, ACL_USER},
+            kunit::Test,
+            user_ns::{Kgid, Kuid, TestUserNamespace, UserNamespace},
+        },
+    };
 
     const EFFECTIVE: u32 = 1;
 
@@ -273,6 +316,164 @@ mod tests {
             );
         }
     }
+
+    // ACL tags besides ACL_USER and ACL_GROUP, and permission bits.
+    const USER_OBJ: i16 = 0x01;
+    const GROUP_OBJ: i16 = 0x04;
+    const MASK: i16 = 0x10;
+    const OTHER: i16 = 0x20;
+    const RWX: u16 = 7;
+
+    fn entry(tag: i16, perm: u16, id: AclId) -> AclEntry {
+        AclEntry { tag, perm, id }
+    }
+
+    /// An access ACL naming real user 1000 and real group 70000.
+    fn real_acl() -> ARef<PosixAcl> {
+        PosixAcl::from_entries(&[
+            entry(USER_OBJ, RWX, AclId::None),
+            entry(ACL_USER, 5, AclId::User(Kuid(1000))),
+            entry(GROUP_OBJ, 5, AclId::None),
+            entry(ACL_GROUP, 4, AclId::Group(Kgid(70_000))),
+            entry(MASK, 5, AclId::None),
+            entry(OTHER, 0, AclId::None),
+        ])
+        .expect("acl")
+    }
+
+    fn with_container_shift(f: impl FnOnce(&Shift<'_>)) {
+        let c = TestUserNamespace::new(&[(0, 100_000, 65_536)]).expect("test namespace");
+        f(&Shift {
+            real: UserNamespace::init(),
+            shifted: &c,
+        })
+    }
+
+    fn entries(acl: &PosixAcl) -> KVec<AclEntry> {
+        let mut v = KVec::new();
+        for i in 0..acl.count() {
+            v.push(acl.entry(i), GFP_KERNEL).expect("alloc");
+        }
+        v
+    }
+
+    fn acl_up_shifts_named_entries(t: &mut Test) {
+        with_container_shift(|s| {
+            let up = acl_up(&real_acl(), s).expect("acl_up");
+            kunit_expect_eq!(t, up.entry(1).id, AclId::User(Kuid(101_000)));
+            // Real group 70000 has no container mapping: the overflow id.
+            kunit_expect_eq!(t, up.entry(3).id, AclId::Group(Kgid::INVALID));
+        });
+    }
+
+    fn acl_up_keeps_tags_permissions_and_order(t: &mut Test) {
+        with_container_shift(|s| {
+            let acl = real_acl();
+            let up = acl_up(&acl, s).expect("acl_up");
+            kunit_expect_eq!(t, up.count(), acl.count());
+            for i in 0..acl.count() {
+                kunit_expect_eq!(t, up.entry(i).tag, acl.entry(i).tag);
+                kunit_expect_eq!(t, up.entry(i).perm, acl.entry(i).perm);
+            }
+            kunit_expect_eq!(t, up.entry(0).id, AclId::None);
+            kunit_expect_eq!(t, up.entry(5).id, AclId::None);
+        });
+    }
+
+    fn acl_up_leaves_the_real_acl_alone(t: &mut Test) {
+        with_container_shift(|s| {
+            let acl = real_acl();
+            let before = entries(&acl);
+            let _up = acl_up(&acl, s).expect("acl_up");
+            kunit_expect_eq!(t, entries(&acl), before);
+        });
+    }
+
+    fn acl_down_shifts_named_entries(t: &mut Test) {
+        with_container_shift(|s| {
+            let set = PosixAcl::from_entries(&[
+                entry(USER_OBJ, RWX, AclId::None),
+                entry(ACL_USER, RWX, AclId::User(Kuid(101_000))),
+                entry(ACL_GROUP, 4, AclId::Group(Kgid(100_050))),
+                entry(MASK, RWX, AclId::None),
+            ])
+            .expect("acl");
+            let down = acl_down(&set, s).expect("acl_down");
+            kunit_expect_eq!(t, down.entry(1).id, AclId::User(Kuid(1000)));
+            kunit_expect_eq!(t, down.entry(2).id, AclId::Group(Kgid(50)));
+        });
+    }
+
+    fn acl_down_unmappable_entry_is_einval(t: &mut Test) {
+        with_container_shift(|s| {
+            for id in [AclId::User(Kuid(5)), AclId::Group(Kgid(200_000))] {
+                let set = PosixAcl::from_entries(&[
+                    entry(USER_OBJ, RWX, AclId::None),
+                    entry(
+                        if matches!(id, AclId::User(_)) {
+                            ACL_USER
+                        } else {
+                            ACL_GROUP
+                        },
+                        RWX,
+                        id,
+                    ),
+                ])
+                .expect("acl");
+                kunit_expect_eq!(t, acl_down(&set, s).err(), Some(EINVAL));
+            }
+        });
+    }
+
+    fn empty_acl_stays_empty(t: &mut Test) {
+        with_container_shift(|s| {
+            let empty = PosixAcl::from_entries(&[]).expect("acl");
+            kunit_expect_eq!(t, acl_up(&empty, s).map(|a| a.count()), Ok(0));
+            kunit_expect_eq!(t, acl_down(&empty, s).map(|a| a.count()), Ok(0));
+        });
+    }
+
+    fn acl_round_trip_through_the_container(t: &mut Test) {
+        with_container_shift(|s| {
+            let mut list = KVec::new();
+            list.push(entry(USER_OBJ, RWX, AclId::None), GFP_KERNEL)
+                .expect("alloc");
+            for i in 0..30u32 {
+                let e = if i % 2 == 0 {
+                    entry(ACL_USER, (i % 8) as u16, AclId::User(Kuid(i * 2000)))
+                } else {
+                    entry(ACL_GROUP, (i % 8) as u16, AclId::Group(Kgid(i * 2000)))
+                };
+                list.push(e, GFP_KERNEL).expect("alloc");
+            }
+            let acl = PosixAcl::from_entries(&list).expect("acl");
+            let up = acl_up(&acl, s).expect("acl_up");
+            let back = acl_down(&up, s).expect("acl_down");
+            kunit_expect_eq!(t, entries(&back), entries(&acl));
+        });
+    }
+
+    fn acl_reference_counting(t: &mut Test) {
+        let acl = real_acl();
+        let other = acl.clone();
+        drop(acl);
+        kunit_expect_eq!(t, other.count(), 6);
+        kunit_expect!(t, other.entry(1).id == AclId::User(Kuid(1000)));
+    }
+
+    kunit_suite!(
+        "shiftfs_acl",
+        [
+            acl_up_shifts_named_entries,
+            acl_up_keeps_tags_permissions_and_order,
+            acl_up_leaves_the_real_acl_alone,
+            acl_down_shifts_named_entries,
+            acl_down_unmappable_entry_is_einval,
+            empty_acl_stays_empty,
+            acl_round_trip_through_the_container,
+            acl_reference_counting,
+        ]
+    );
 
     kunit_suite!(
         "shiftfs_caps_xattr",

@@ -17,3 +17,9 @@
 #include <linux/xattr.h>
 
 #include "helpers.h"
+
+/*
+ * Macros bindgen cannot evaluate, made constants it can (as the kernel's own
+ * rust/bindings/bindings_helper.h does).
+ */
+const gfp_t SHIFTFS_GFP_KERNEL = GFP_KERNEL;

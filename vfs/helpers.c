@@ -10,6 +10,16 @@ int shiftfs_fs_parse(struct fs_context *fc,
 	return fs_parse(fc, desc, param, result);
 }
 
+struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl)
+{
+	return posix_acl_dup(acl);
+}
+
+void shiftfs_posix_acl_release(struct posix_acl *acl)
+{
+	posix_acl_release(acl);
+}
+
 #ifdef SHIFTFS_KUNIT
 void shiftfs_kunit_set_failure(struct kunit *test)
 {

@@ -9,11 +9,15 @@
 
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/posix_acl.h>
 
 int shiftfs_fs_parse(struct fs_context *fc,
 		     const struct fs_parameter_spec *desc,
 		     struct fs_parameter *param,
 		     struct fs_parse_result *result);
+
+struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);
+void shiftfs_posix_acl_release(struct posix_acl *acl);
 
 #ifdef SHIFTFS_KUNIT
 #include <kunit/test.h>

@@ -8,6 +8,8 @@
 //! trampolines, and errors cross the boundary through
 //! [`from_result`](kernel::error::from_result).
 
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
+pub(crate) mod acl;
 pub(crate) mod bindings;
 pub(crate) mod errno;
 pub(crate) mod fs_context;
@@ -15,4 +17,5 @@ pub(crate) mod fs_type;
 #[cfg(shiftfs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod param;
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 pub(crate) mod user_ns;

@@ -39,10 +39,6 @@ pub(crate) struct UserNamespace(Opaque<bindings::user_namespace>);
 
 impl UserNamespace {
     /// The initial user namespace, where ids and kernel ids are the same.
-    #[cfg_attr(
-        not(shiftfs_kunit),
-        expect(dead_code, reason = "the mount code of core I uses it")
-    )]
     pub(crate) fn init() -> &'static Self {
         // SAFETY: `init_user_ns` is a static that lives forever; `Self` is
         // `repr(transparent)` over it.

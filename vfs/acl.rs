@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! POSIX ACLs (`struct posix_acl`, posix_acl.h).
+//!
+//! In 6.12 a filesystem never sees `system.posix_acl_*` values as bytes: the
+//! VFS parses them (and rejects malformed ones) and hands `get_acl`/`set_acl`
+//! a `struct posix_acl` whose named entries carry kernel ids.
+
+use super::{
+    bindings,
+    user_ns::{Kgid, Kuid},
+};
+use core::ptr::NonNull;
+use kernel::{
+    prelude::*,
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+
+/// `ACL_USER`: an entry naming a user.
+pub(crate) const ACL_USER: i16 = bindings::ACL_USER as i16;
+/// `ACL_GROUP`: an entry naming a group.
+pub(crate) const ACL_GROUP: i16 = bindings::ACL_GROUP as i16;
+
+/// The id an ACL entry names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AclId {
+    /// `ACL_USER_OBJ`, `ACL_GROUP_OBJ`, `ACL_MASK`, `ACL_OTHER`: no id.
+    None,
+    User(Kuid),
+    Group(Kgid),
+}
+
+/// One ACL entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct AclEntry {
+    pub(crate) tag: i16,
+    pub(crate) perm: u16,
+    pub(crate) id: AclId,
+}
+
+/// A reference-counted POSIX ACL.
+#[repr(transparent)]
+pub(crate) struct PosixAcl(Opaque<bindings::posix_acl>);
+
+// SAFETY: ACLs are shared between threads with `posix_acl_dup()` and
+// `posix_acl_release()`, which keep the object alive while a reference is
+// held; an ACL is immutable once published.
+unsafe impl AlwaysRefCounted for PosixAcl {
+    fn inc_ref(&self) {
+        // SAFETY: `self` is a live ACL, so its count is non-zero.
+        unsafe { bindings::shiftfs_posix_acl_dup(self.0.get()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller gives up a reference it owns.
+        unsafe { bindings::shiftfs_posix_acl_release(obj.as_ptr().cast()) };
+    }
+}
+
+impl PosixAcl {
+    /// A new ACL of `count` entries, filled by `fill(i)`.
+    fn build(count: usize, mut fill: impl FnMut(usize) -> Result<AclEntry>) -> Result<ARef<Self>> {
+        let n = i32::try_from(count).map_err(|_| kernel::error::code::EINVAL)?;
+        // SAFETY: `posix_acl_alloc` returns a new ACL with one reference, or NULL.
+        let raw = unsafe { bindings::posix_acl_alloc(n, bindings::SHIFTFS_GFP_KERNEL) };
+        let raw = NonNull::new(raw).ok_or(kernel::error::code::ENOMEM)?;
+        // SAFETY: the new ACL's reference is ours; dropping the `ARef` (also
+        // on the error path below) releases it.
+        let acl: ARef<Self> = unsafe { ARef::from_raw(raw.cast()) };
+        for i in 0..count {
+            let e = fill(i)?;
+            // SAFETY: `i < a_count`; the ACL is not shared yet, so writing
+            // its entries races with nothing.
+            let slot = unsafe { &mut *(*raw.as_ptr()).a_entries.as_mut_ptr().add(i) };
+            slot.e_tag = e.tag;
+            slot.e_perm = e.perm;
+            slot.__bindgen_anon_1.e_uid.val = match e.id {
+                AclId::User(k) => k.0,
+                AclId::Group(k) => k.0,
+                AclId::None => u32::MAX,
+            };
+        }
+        Ok(acl)
+    }
+
+    /// A new ACL with these entries.
+    pub(crate) fn from_entries(entries: &[AclEntry]) -> Result<ARef<Self>> {
+        Self::build(entries.len(), |i| Ok(entries[i]))
+    }
+
+    /// A new ACL with `f` applied to each entry of this one, in order.
+    pub(crate) fn try_map(
+        &self,
+        mut f: impl FnMut(AclEntry) -> Result<AclEntry>,
+    ) -> Result<ARef<Self>> {
+        Self::build(self.count(), |i| f(self.entry(i)))
+    }
+
+    /// The number of entries.
+    pub(crate) fn count(&self) -> usize {
+        // SAFETY: `a_count` of a live ACL never changes.
+        unsafe { (*self.0.get()).a_count as usize }
+    }
+
+    /// Entry `i`; panics if `i >= count()`.
+    pub(crate) fn entry(&self, i: usize) -> AclEntry {
+        assert!(i < self.count());
+        // SAFETY: `i < a_count`, and published entries are immutable.
+        let e = unsafe { &*(*self.0.get()).a_entries.as_ptr().add(i) };
+        // SAFETY: the union holds a uid for ACL_USER and a gid for ACL_GROUP;
+        // both are a `u32` wrapper.
+        let raw = unsafe { e.__bindgen_anon_1.e_uid.val };
+        let id = match e.e_tag {
+            ACL_USER => AclId::User(Kuid(raw)),
+            ACL_GROUP => AclId::Group(Kgid(raw)),
+            _ => AclId::None,
+        };
+        AclEntry {
+            tag: e.e_tag,
+            perm: e.e_perm,
+            id,
+        }
+    }
+}
