@@ -461,9 +461,153 @@ mod tests {
         kunit_expect!(t, other.entry(1).id == AclId::User(Kuid(1000)));
     }
 
+    /// A `system.posix_acl_*` value from (tag, perm, id) entries, in an
+    /// allocation of exactly its size (KASAN catches a read past it).
+    fn acl_value(version: u32, entries: &[(u16, u16, u32)], extra: &[u8]) -> KVec<u8> {
+        let mut v =
+            KVec::with_capacity(4 + 8 * entries.len() + extra.len(), GFP_KERNEL).expect("alloc");
+        v.extend_from_slice(&version.to_le_bytes(), GFP_KERNEL)
+            .expect("alloc");
+        for &(tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes(), GFP_KERNEL)
+                .expect("alloc");
+            v.extend_from_slice(&perm.to_le_bytes(), GFP_KERNEL)
+                .expect("alloc");
+            v.extend_from_slice(&id.to_le_bytes(), GFP_KERNEL)
+                .expect("alloc");
+        }
+        v.extend_from_slice(extra, GFP_KERNEL).expect("alloc");
+        v
+    }
+
+    const V2: u32 = 2;
+    /// What `setfacl -m u:1000:rwx,g:50:r` writes, as (tag, perm, id).
+    const SETFACL: [(u16, u16, u32); 5] = [
+        (USER_OBJ as u16, 7, u32::MAX),
+        (ACL_USER as u16, 7, 1000),
+        (GROUP_OBJ as u16, 5, u32::MAX),
+        (ACL_GROUP as u16, 4, 50),
+        (OTHER as u16, 0, u32::MAX),
+    ];
+
+    /// Runs `f` with the container namespace and the shift for it.
+    fn with_container_ns(f: impl FnOnce(&UserNamespace, &Shift<'_>)) {
+        let c = TestUserNamespace::new(&[(0, 100_000, 65_536)]).expect("test namespace");
+        let s = Shift {
+            real: UserNamespace::init(),
+            shifted: &c,
+        };
+        f(&c, &s)
+    }
+
+    fn acl_value_set_in_container_lands_shifted(t: &mut Test) {
+        with_container_ns(|c, s| {
+            let v = acl_value(V2, &SETFACL, &[]);
+            let acl = PosixAcl::from_xattr(c, &v).expect("parse").expect("acl");
+            let real = acl_down(&acl, s).expect("acl_down");
+            kunit_expect_eq!(t, real.entry(1).id, AclId::User(Kuid(1000)));
+            kunit_expect_eq!(t, real.entry(3).id, AclId::Group(Kgid(50)));
+        });
+    }
+
+    fn acl_value_read_in_container_shows_its_ids(t: &mut Test) {
+        with_container_ns(|c, s| {
+            let up = acl_up(&real_acl(), s).expect("acl_up");
+            let v = up.to_xattr(c).expect("to_xattr");
+            // Entry 1 (ACL_USER) starts at byte 4 + 8; its id at + 4.
+            kunit_expect_eq!(t, word(&v, 4), 1000);
+        });
+    }
+
+    fn acl_value_round_trip_is_byte_exact(t: &mut Test) {
+        with_container_ns(|c, s| {
+            let v = acl_value(V2, &SETFACL, &[]);
+            let acl = PosixAcl::from_xattr(c, &v).expect("parse").expect("acl");
+            let real = acl_down(&acl, s).expect("acl_down");
+            let back = acl_up(&real, s)
+                .expect("acl_up")
+                .to_xattr(c)
+                .expect("to_xattr");
+            // The ids of *_OBJ and OTHER entries are not kept by the VFS.
+            kunit_expect_eq!(t, back.len(), v.len());
+            for (i, (a, b)) in back.chunks(8).zip(v.chunks(8)).enumerate().skip(1) {
+                kunit_expect_eq!(t, &a[..4], &b[..4]);
+                if i == 2 || i == 4 {
+                    kunit_expect_eq!(t, &a[4..], &b[4..]);
+                }
+            }
+        });
+    }
+
+    fn acl_value_with_no_entries_is_no_acl(t: &mut Test) {
+        with_container_ns(|c, _| {
+            let v = acl_value(V2, &[], &[]);
+            kunit_expect!(t, matches!(PosixAcl::from_xattr(c, &v), Ok(None)));
+        });
+    }
+
+    fn truncated_acl_values_are_einval(t: &mut Test) {
+        with_container_ns(|c, _| {
+            let full = acl_value(V2, &SETFACL, &[]);
+            for len in [1, 3, 4 + 7, full.len() - 1] {
+                let mut v = KVec::with_capacity(len, GFP_KERNEL).expect("alloc");
+                v.extend_from_slice(&full[..len], GFP_KERNEL)
+                    .expect("alloc");
+                kunit_expect_eq!(t, PosixAcl::from_xattr(c, &v).err(), Some(EINVAL));
+            }
+        });
+    }
+
+    fn acl_value_of_wrong_version_is_refused(t: &mut Test) {
+        with_container_ns(|c, _| {
+            for version in [0, 1, 3] {
+                let v = acl_value(version, &SETFACL, &[]);
+                kunit_expect_eq!(
+                    t,
+                    PosixAcl::from_xattr(c, &v).err(),
+                    Some(crate::vfs::errno::eopnotsupp())
+                );
+            }
+        });
+    }
+
+    fn acl_value_size_not_whole_entries_is_einval(t: &mut Test) {
+        with_container_ns(|c, _| {
+            let v = acl_value(V2, &SETFACL[..2], &[0; 4]);
+            kunit_expect_eq!(t, PosixAcl::from_xattr(c, &v).err(), Some(EINVAL));
+        });
+    }
+
+    fn acl_value_naming_an_unmapped_id_is_einval(t: &mut Test) {
+        // The VFS reads ids in the writer's namespace: the container's uid
+        // 70000 does not exist.
+        with_container_ns(|c, _| {
+            let v = acl_value(V2, &[(ACL_USER as u16, 7, 70_000)], &[]);
+            kunit_expect_eq!(t, PosixAcl::from_xattr(c, &v).err(), Some(EINVAL));
+            let v = acl_value(V2, &[(ACL_GROUP as u16, 7, 65_536)], &[]);
+            kunit_expect_eq!(t, PosixAcl::from_xattr(c, &v).err(), Some(EINVAL));
+        });
+    }
+
+    fn acl_value_with_unknown_tag_is_einval(t: &mut Test) {
+        with_container_ns(|c, _| {
+            let v = acl_value(V2, &[(0x40, 7, 0)], &[]);
+            kunit_expect_eq!(t, PosixAcl::from_xattr(c, &v).err(), Some(EINVAL));
+        });
+    }
+
     kunit_suite!(
         "shiftfs_acl",
         [
+            acl_value_set_in_container_lands_shifted,
+            acl_value_read_in_container_shows_its_ids,
+            acl_value_round_trip_is_byte_exact,
+            acl_value_with_no_entries_is_no_acl,
+            truncated_acl_values_are_einval,
+            acl_value_of_wrong_version_is_refused,
+            acl_value_size_not_whole_entries_is_einval,
+            acl_value_naming_an_unmapped_id_is_einval,
+            acl_value_with_unknown_tag_is_einval,
             acl_up_shifts_named_entries,
             acl_up_keeps_tags_permissions_and_order,
             acl_up_leaves_the_real_acl_alone,

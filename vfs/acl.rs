@@ -122,3 +122,42 @@ impl PosixAcl {
         }
     }
 }
+
+/// The VFS's own codec for `system.posix_acl_*` values, for unit tests of
+/// the whole path a value takes through shiftfs.
+#[cfg(shiftfs_kunit)]
+impl PosixAcl {
+    /// The ACL the VFS makes of a value written by a caller in `ns`
+    /// (`posix_acl_from_xattr()`); `None` for a value with no entries.
+    pub(crate) fn from_xattr(
+        ns: &super::user_ns::UserNamespace,
+        value: &[u8],
+    ) -> Result<Option<ARef<Self>>> {
+        // SAFETY: `ns` is a valid namespace and `value` a readable buffer of
+        // `value.len()` bytes; the result is a new ACL, NULL or an ERR_PTR.
+        let raw = unsafe {
+            bindings::posix_acl_from_xattr(ns.as_raw(), value.as_ptr().cast(), value.len())
+        };
+        let raw = kernel::error::from_err_ptr(raw)?;
+        // SAFETY: a non-NULL result carries one reference, now ours.
+        Ok(NonNull::new(raw).map(|p| unsafe { ARef::from_raw(p.cast()) }))
+    }
+
+    /// The value the VFS gives a reader in `ns` (`posix_acl_to_xattr()`).
+    pub(crate) fn to_xattr(&self, ns: &super::user_ns::UserNamespace) -> Result<KVec<u8>> {
+        // SAFETY: a NULL buffer asks for the size only.
+        let size = unsafe {
+            bindings::posix_acl_to_xattr(ns.as_raw(), self.0.get(), core::ptr::null_mut(), 0)
+        };
+        let size = usize::try_from(size).map_err(|_| kernel::error::code::EINVAL)?;
+        let mut out = KVec::<u8>::with_capacity(size, GFP_KERNEL)?;
+        // SAFETY: `out` has room for `size` bytes.
+        let n = unsafe {
+            bindings::posix_acl_to_xattr(ns.as_raw(), self.0.get(), out.as_mut_ptr().cast(), size)
+        };
+        kernel::error::to_result(n)?;
+        // SAFETY: `posix_acl_to_xattr` wrote `size` bytes.
+        unsafe { out.set_len(size) };
+        Ok(out)
+    }
+}

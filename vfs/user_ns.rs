@@ -45,7 +45,7 @@ impl UserNamespace {
         unsafe { &*core::ptr::addr_of!(bindings::init_user_ns).cast() }
     }
 
-    fn as_raw(&self) -> *mut bindings::user_namespace {
+    pub(super) fn as_raw(&self) -> *mut bindings::user_namespace {
         self.0.get()
     }
 
