@@ -10,10 +10,9 @@
 
 use kernel::prelude::*;
 
-// The rules, the shifting and the xattr translation below are unit-tested
-// (KUnit) ahead of the mount and inode code of core I that calls them.
-#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 mod mark;
+// The shifting and the xattr translation below are unit-tested (KUnit) ahead
+// of the inode code of core I and II that calls them.
 #[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 mod shift;
 #[path = "super.rs"]

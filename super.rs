@@ -3,14 +3,24 @@
 //! Mount options, and the two kinds of mount: a mark (host admin, unshifted)
 //! and a shifting mount (container, on a marked path).
 
-use crate::param_table;
-use crate::vfs::{
-    errno::eopnotsupp,
-    fs_context::{self, FsContext, Parameter},
-    fs_type::{FileSystem, FS_USERNS_MOUNT},
-    param::{self, Spec},
+use crate::{
+    mark::{self, MarkSource, Refusal, ShiftSource, SourceFs},
+    param_table,
+    vfs::{
+        errno::eopnotsupp,
+        fs_context::{self, FsContext, Parameter},
+        fs_type::{FileSystem, FS_USERNS_MOUNT},
+        param::{self, Spec},
+        path::{capable_sys_admin, Path},
+    },
+    SHIFTFS_TYPE,
 };
-use kernel::{c_str, error::code::ENOPARAM, prelude::*, str::CStr};
+use kernel::{
+    c_str,
+    error::code::{EINVAL, ENOPARAM},
+    prelude::*,
+    str::CStr,
+};
 
 /// The shiftfs filesystem type.
 pub(crate) struct Shiftfs;
@@ -47,10 +57,39 @@ impl fs_context::Context<Shiftfs> for MountRequest {
     }
 
     fn get_tree(&mut self, fc: &FsContext<Shiftfs>) -> Result {
-        let kind = if self.mark { "mark" } else { "shifting" };
+        let source = fc
+            .source()
+            .ok_or_else(|| fc.fail(EINVAL, format_args!("no source given")))?;
+        let path = Path::lookup(source)
+            .map_err(|e| fc.fail(e, format_args!("cannot look up {source}")))?;
+        let refused = |r: Refusal| fc.fail(r.err, format_args!("{source}: {}", r.why));
+        let sb = path.super_block();
+        // No shiftfs superblock can exist yet (creating one is what follows),
+        // so a source on shiftfs is refused as if it were inside a mark.
+        let on_shiftfs = sb.is_of_type(&SHIFTFS_TYPE);
+        if self.mark {
+            mark::check_mark(&MarkSource {
+                admin: capable_sys_admin(sb.user_ns()),
+                is_dir: path.is_dir(),
+                fs: if on_shiftfs {
+                    SourceFs::ShiftfsMark
+                } else {
+                    SourceFs::Other
+                },
+                idmapped: path.is_idmapped(),
+                real_depth: sb.stack_depth(),
+            })
+            .map_err(refused)?;
+        } else {
+            mark::check_shift(&ShiftSource {
+                marked: false,
+                real_depth: sb.stack_depth(),
+            })
+            .map_err(refused)?;
+        }
         Err(fc.fail(
             eopnotsupp(),
-            format_args!("{kind} mounts are not implemented yet"),
+            format_args!("{source}: mark mounts are not implemented yet"),
         ))
     }
 }

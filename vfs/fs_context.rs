@@ -10,6 +10,7 @@ use kernel::{
     error::{code::EINVAL, from_result, to_result},
     ffi::{c_char, c_int},
     prelude::*,
+    str::CStr,
     types::Opaque,
 };
 
@@ -82,6 +83,16 @@ impl<T: FileSystem> FsContext<T> {
                 (&args as *const fmt::Arguments<'_>).cast::<c_void>(),
             )
         };
+    }
+
+    /// The `source` parameter (the path to mount), if one was given.
+    pub(crate) fn source(&self) -> Option<&CStr> {
+        // SAFETY: `source` is NULL or a NUL-terminated string owned by the
+        // context, which outlives the returned borrow.
+        unsafe {
+            let src = (*self.as_raw()).source;
+            (!src.is_null()).then(|| CStr::from_char_ptr(src))
+        }
     }
 
     /// Logs `args` as an error and returns `err`, for `return Err(fc.fail(..))`.

@@ -51,7 +51,6 @@ impl Type {
 
 impl Type {
     /// The C structure, for the VFS.
-    #[cfg(shiftfs_kunit)]
     pub(crate) fn as_raw(&self) -> *mut bindings::file_system_type {
         self.0.get()
     }

@@ -7,6 +7,8 @@
 #ifndef SHIFTFS_HELPERS_H
 #define SHIFTFS_HELPERS_H
 
+#include <linux/dcache.h>
+#include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/posix_acl.h>
@@ -16,6 +18,8 @@ int shiftfs_fs_parse(struct fs_context *fc,
 		     struct fs_parameter *param,
 		     struct fs_parse_result *result);
 
+bool shiftfs_d_is_dir(const struct dentry *dentry);
+bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);
 void shiftfs_posix_acl_release(struct posix_acl *acl);
 

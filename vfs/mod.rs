@@ -17,5 +17,5 @@ pub(crate) mod fs_type;
 #[cfg(shiftfs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod param;
-#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
+pub(crate) mod path;
 pub(crate) mod user_ns;

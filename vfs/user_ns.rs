@@ -39,6 +39,7 @@ pub(crate) struct UserNamespace(Opaque<bindings::user_namespace>);
 
 impl UserNamespace {
     /// The initial user namespace, where ids and kernel ids are the same.
+    #[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
     pub(crate) fn init() -> &'static Self {
         // SAFETY: `init_user_ns` is a static that lives forever; `Self` is
         // `repr(transparent)` over it.

@@ -5,6 +5,7 @@
 //! Prints one line per test and ends with `N passed, N failed`; exits 1 if
 //! any test failed.
 
+mod container;
 mod harness;
 mod suites;
 mod sys;

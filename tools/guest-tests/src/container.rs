@@ -1,0 +1,87 @@
+//! Real containers for tests: a child process in new user and mount
+//! namespaces whose uid and gid maps, 0:100000:65536, are written by the
+//! parent, as a container runtime does. Never init-namespace root pretending.
+
+use crate::harness::{Context, Outcome};
+use nix::{
+    sched::{unshare, CloneFlags},
+    sys::wait::{waitpid, WaitStatus},
+    unistd::{fork, pipe, read, setresgid, setresuid, write, ForkResult, Gid, Uid},
+};
+use std::{io::Read, os::fd::OwnedFd};
+
+/// The container's id map: container 0..65535 are host 100000..165535.
+pub const MAP: &str = "0 100000 65536";
+
+fn child(ready: OwnedFd, go: OwnedFd, f: impl FnOnce() -> Outcome) -> Outcome {
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).ctx("unshare")?;
+    write(&ready, b"u").ctx("signal parent")?;
+    let mut b = [0u8; 1];
+    ensure_one(read(&go, &mut b).ctx("wait for id maps")?)?;
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx("setresgid(0)")?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid(0)")?;
+    // Mounts made in the test stay in the container.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx("make / private")?;
+    f()
+}
+
+fn ensure_one(n: usize) -> Outcome {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err("parent went away".into())
+    }
+}
+
+/// Runs `f` as root of a new container and returns its outcome.
+pub fn run(f: impl FnOnce() -> Outcome) -> Outcome {
+    let (ready_r, ready_w) = pipe().ctx("pipe")?;
+    let (go_r, go_w) = pipe().ctx("pipe")?;
+    let (res_r, res_w) = pipe().ctx("pipe")?;
+    // SAFETY: the test binary is single-threaded, so the child may allocate
+    // and run arbitrary code after fork.
+    match unsafe { fork() }.ctx("fork")? {
+        ForkResult::Child => {
+            drop((ready_r, go_w, res_r));
+            let code = match child(ready_w, go_r, f) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = write(&res_w, e.as_bytes());
+                    1
+                }
+            };
+            // Rust flushes stdout at every line, so nothing of the parent's
+            // output is written twice.
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => {
+            drop((ready_w, go_r, res_w));
+            let mut b = [0u8; 1];
+            let n = read(&ready_r, &mut b).ctx("wait for the child to unshare")?;
+            if n == 1 {
+                let pid = child.as_raw();
+                std::fs::write(format!("/proc/{pid}/uid_map"), MAP).ctx("write uid_map")?;
+                std::fs::write(format!("/proc/{pid}/gid_map"), MAP).ctx("write gid_map")?;
+                write(&go_w, b"g").ctx("signal child")?;
+            }
+            drop(go_w);
+            let status = waitpid(child, None).ctx("waitpid")?;
+            let mut msg = String::new();
+            std::fs::File::from(res_r)
+                .read_to_string(&mut msg)
+                .ctx("read child result")?;
+            match status {
+                WaitStatus::Exited(_, 0) => Ok(()),
+                WaitStatus::Exited(_, _) => Err(format!("in container: {msg}")),
+                other => Err(format!("container child: {other:?}")),
+            }
+        }
+    }
+}

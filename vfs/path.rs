@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Paths (`struct path`: a mount and a dentry on it) and the superblocks
+//! they lead to.
+
+use super::{bindings, fs_type, user_ns::UserNamespace};
+use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
+
+/// A looked-up path, holding a reference to its mount and its dentry
+/// (`path_get()`), dropped with `path_put()`.
+pub(crate) struct Path(bindings::path);
+
+impl Path {
+    /// Looks `name` up as the calling task would, following a final symlink
+    /// (`kern_path(name, LOOKUP_FOLLOW)`).
+    pub(crate) fn lookup(name: &CStr) -> Result<Self> {
+        let mut path = bindings::path::default();
+        // SAFETY: `name` is NUL-terminated; on success `kern_path` fills
+        // `path` with references that `Drop` releases.
+        to_result(unsafe {
+            bindings::kern_path(name.as_char_ptr(), bindings::LOOKUP_FOLLOW, &mut path)
+        })?;
+        Ok(Self(path))
+    }
+
+    /// Whether the path is a directory (`d_is_dir()`).
+    pub(crate) fn is_dir(&self) -> bool {
+        // SAFETY: `dentry` is a live dentry we hold a reference to.
+        unsafe { bindings::shiftfs_d_is_dir(self.0.dentry) }
+    }
+
+    /// Whether the path is on an idmapped mount (`is_idmapped_mnt()`).
+    pub(crate) fn is_idmapped(&self) -> bool {
+        // SAFETY: `mnt` is a live mount we hold a reference to.
+        unsafe { bindings::shiftfs_is_idmapped_mnt(self.0.mnt) }
+    }
+
+    /// The superblock of the filesystem the path is on.
+    pub(crate) fn super_block(&self) -> &SuperBlock {
+        // SAFETY: a mount we hold keeps its superblock alive, and `mnt_sb`
+        // never changes; `SuperBlock` is `repr(transparent)`.
+        unsafe { &*(*self.0.mnt).mnt_sb.cast() }
+    }
+}
+
+impl Drop for Path {
+    fn drop(&mut self) {
+        // SAFETY: the references were taken by `lookup` and are released once.
+        unsafe { bindings::path_put(&self.0) };
+    }
+}
+
+/// A superblock: one mounted instance of a filesystem.
+#[repr(transparent)]
+pub(crate) struct SuperBlock(Opaque<bindings::super_block>);
+
+impl SuperBlock {
+    /// The user namespace that owns the filesystem (`s_user_ns`).
+    pub(crate) fn user_ns(&self) -> &UserNamespace {
+        // SAFETY: `s_user_ns` is set at creation, never changes, and is held
+        // by the superblock for its lifetime.
+        unsafe { &*(*self.0.get()).s_user_ns.cast() }
+    }
+
+    /// How many filesystems are stacked under this one (`s_stack_depth`).
+    pub(crate) fn stack_depth(&self) -> i32 {
+        // SAFETY: `s_stack_depth` is set when the superblock is filled in and
+        // does not change afterwards.
+        unsafe { (*self.0.get()).s_stack_depth }
+    }
+
+    /// Whether this superblock is of filesystem type `ty`.
+    pub(crate) fn is_of_type(&self, ty: &fs_type::Type) -> bool {
+        // SAFETY: `s_type` never changes.
+        core::ptr::eq(unsafe { (*self.0.get()).s_type }, ty.as_raw())
+    }
+}
+
+/// Whether the calling task has `CAP_SYS_ADMIN` over `ns` (`ns_capable()`).
+pub(crate) fn capable_sys_admin(ns: &UserNamespace) -> bool {
+    // SAFETY: `ns` is a valid namespace for the duration of the call.
+    unsafe { bindings::ns_capable(ns.as_raw(), bindings::CAP_SYS_ADMIN as i32) }
+}
