@@ -51,6 +51,11 @@ unsafe impl AlwaysRefCounted for PosixAcl {
         unsafe { bindings::shiftfs_posix_acl_dup(self.0.get()) };
     }
 
+    /// Drops one reference (`posix_acl_release()`).
+    ///
+    /// # Safety
+    ///
+    /// The caller must own a reference to `obj` and give it up.
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up a reference it owns.
         unsafe { bindings::shiftfs_posix_acl_release(obj.as_ptr().cast()) };

@@ -232,8 +232,8 @@ impl<T: FileSystem> OwnedFsContext<T> {
     pub(crate) fn new(ty: &'static super::fs_type::Type) -> Result<Self> {
         // SAFETY: `ty` is a registered filesystem type that outlives the
         // context; `fs_context_for_mount` returns a context or an ERR_PTR.
-        let raw =
-            kernel::error::from_err_ptr(unsafe { bindings::fs_context_for_mount(ty.as_raw(), 0) })?;
+        let raw = unsafe { bindings::fs_context_for_mount(ty.as_raw(), 0) };
+        let raw = kernel::error::from_err_ptr(raw)?;
         Ok(Self {
             raw,
             _fs: PhantomData,

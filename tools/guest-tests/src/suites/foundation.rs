@@ -17,7 +17,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     mark_with_value_is_einval_with_message,
     mark_flag_is_accepted_twice,
     source_is_accepted,
-    unimplemented_mount_is_eopnotsupp_with_message,
     module_unloads,
     module_reloads,
 ];
@@ -73,15 +72,6 @@ fn source_is_accepted(env: &Env) -> Outcome {
     let fc = FsContext::open(FS_NAME)?;
     let src = env.scratch.to_str().ok_or("scratch path is not UTF-8")?;
     fc.set_string("source", src).ctx("fsconfig(source)")
-}
-
-fn unimplemented_mount_is_eopnotsupp_with_message(env: &Env) -> Outcome {
-    let fc = FsContext::open(FS_NAME)?;
-    fc.set_flag("mark").ctx("fsconfig(mark)")?;
-    let src = env.scratch.to_str().ok_or("scratch path is not UTF-8")?;
-    fc.set_string("source", src).ctx("fsconfig(source)")?;
-    let res = fc.create();
-    expect_logged_error(&fc, res, Errno::OPNOTSUPP, "not implemented")
 }
 
 fn module_unloads(_: &Env) -> Outcome {
