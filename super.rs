@@ -7,11 +7,14 @@ use crate::{
     mark::{self, MarkSource, Refusal, ShiftSource, SourceFs},
     param_table,
     vfs::{
+        bindings::CAP_SYS_RESOURCE,
+        cred::Credential,
         errno::eopnotsupp,
         fs_context::{self, FsContext, Parameter},
         fs_type::{FileSystem, FS_USERNS_MOUNT},
         param::{self, Spec},
         path::{capable_sys_admin, Path},
+        super_block::{NewSuperBlock, SB_NOEXEC, SB_NOSUID},
     },
     SHIFTFS_TYPE,
 };
@@ -20,6 +23,7 @@ use kernel::{
     error::code::{EINVAL, ENOPARAM},
     prelude::*,
     str::CStr,
+    types::ARef,
 };
 
 /// The shiftfs filesystem type.
@@ -33,6 +37,43 @@ impl FileSystem for Shiftfs {
     const FLAGS: i32 = FS_USERNS_MOUNT;
     const PARAMS: param::Table = param_table![Spec::flag(c_str!("mark"), OPT_MARK)];
     type Context = MountRequest;
+    const MAGIC: usize = 0x6a65_6a62;
+    type SbInfo = SbInfo;
+
+    fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result {
+        let info = sb.info();
+        // Nothing executes or gains privileges through a mark.
+        let flags = if info.mark { SB_NOSUID | SB_NOEXEC } else { 0 };
+        sb.set_params(info.depth, info.real.super_block().max_bytes(), flags);
+        sb.set_root(crate::inode::get(sb.super_block(), info.real.inode())?)
+    }
+
+    fn statfs_path(info: &SbInfo) -> &Path {
+        &info.real
+    }
+
+    fn show_options(info: &SbInfo) -> &'static CStr {
+        if info.mark {
+            c_str!(",mark")
+        } else {
+            c_str!("")
+        }
+    }
+}
+
+/// What a shiftfs superblock keeps.
+pub(crate) struct SbInfo {
+    /// A mark (the tree unshifted, for the host) or a shifting mount.
+    mark: bool,
+    /// The real directory this superblock stands on.
+    real: Path,
+    /// The mark creator's credentials, without CAP_SYS_RESOURCE (no reserved
+    /// space, no quota override): every call into the real filesystem runs
+    /// with these.
+    #[allow(dead_code, reason = "cred.rs overrides with these (next)")]
+    creator: ARef<Credential>,
+    /// `s_stack_depth`: the real filesystem's plus one.
+    depth: i32,
 }
 
 /// What a `mount -t shiftfs` request has asked for so far.
@@ -64,32 +105,40 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             .map_err(|e| fc.fail(e, format_args!("cannot look up {source}")))?;
         let refused = |r: Refusal| fc.fail(r.err, format_args!("{source}: {}", r.why));
         let sb = path.super_block();
-        // No shiftfs superblock can exist yet (creating one is what follows),
-        // so a source on shiftfs is refused as if it were inside a mark.
-        let on_shiftfs = sb.is_of_type(&SHIFTFS_TYPE);
+        let on = sb.info::<Shiftfs>(&SHIFTFS_TYPE);
         if self.mark {
-            mark::check_mark(&MarkSource {
+            let depth = mark::check_mark(&MarkSource {
                 admin: capable_sys_admin(sb.user_ns()),
                 is_dir: path.is_dir(),
-                fs: if on_shiftfs {
-                    SourceFs::ShiftfsMark
-                } else {
-                    SourceFs::Other
+                fs: match on {
+                    None => SourceFs::Other,
+                    Some(info) if info.mark => SourceFs::ShiftfsMark,
+                    Some(_) => SourceFs::ShiftfsShifting,
                 },
                 idmapped: path.is_idmapped(),
                 real_depth: sb.stack_depth(),
             })
             .map_err(refused)?;
-        } else {
-            mark::check_shift(&ShiftSource {
-                marked: false,
-                real_depth: sb.stack_depth(),
-            })
-            .map_err(refused)?;
+            let creator = Credential::current_without_cap(CAP_SYS_RESOURCE)?;
+            let info = KBox::new(
+                SbInfo {
+                    mark: true,
+                    real: path,
+                    creator,
+                    depth,
+                },
+                GFP_KERNEL,
+            )?;
+            return fc.get_tree_nodev(info);
         }
+        let marked = on.is_some_and(|info| info.mark);
+        let real_depth = on.map_or(sb.stack_depth(), |info| {
+            info.real.super_block().stack_depth()
+        });
+        mark::check_shift(&ShiftSource { marked, real_depth }).map_err(refused)?;
         Err(fc.fail(
             eopnotsupp(),
-            format_args!("{source}: mark mounts are not implemented yet"),
+            format_args!("{source}: shifting mounts are not implemented yet"),
         ))
     }
 }

@@ -13,6 +13,8 @@
 #include <linux/mount.h>
 #include <linux/namei.h>
 #include <linux/posix_acl_xattr.h>
+#include <linux/seq_file.h>
+#include <linux/statfs.h>
 #include <linux/user_namespace.h>
 #include <linux/xattr.h>
 
@@ -23,3 +25,6 @@
  * rust/bindings/bindings_helper.h does).
  */
 const gfp_t SHIFTFS_GFP_KERNEL = GFP_KERNEL;
+const unsigned long SHIFTFS_SB_NOSUID = SB_NOSUID;
+const unsigned long SHIFTFS_SB_NOEXEC = SB_NOEXEC;
+const unsigned int SHIFTFS_I_NEW = I_NEW;

@@ -95,6 +95,22 @@ impl<T: FileSystem> FsContext<T> {
         }
     }
 
+    /// Creates a new anonymous superblock with private information `info`
+    /// and fills it with `T::fill_super` (`get_tree_nodev()`).
+    pub(crate) fn get_tree_nodev(&self, info: KBox<T::SbInfo>) -> Result {
+        let raw = self.as_raw();
+        // SAFETY: `raw` is a context in `get_tree`; `sget_fc` moves
+        // `s_fs_info` to the new superblock (freed by `kill_sb`), or leaves
+        // it here on failure (freed by `free`).
+        unsafe {
+            (*raw).s_fs_info = KBox::into_raw(info).cast();
+            to_result(bindings::get_tree_nodev(
+                raw,
+                Some(super::super_block::fill_super::<T>),
+            ))
+        }
+    }
+
     /// Logs `args` as an error and returns `err`, for `return Err(fc.fail(..))`.
     pub(crate) fn fail(&self, err: Error, args: fmt::Arguments<'_>) -> Error {
         self.error(args);
@@ -169,8 +185,14 @@ pub(super) unsafe extern "C" fn init_fs_context<T: FileSystem>(
 /// Called by the VFS once, when the context set up by `init_fs_context` dies.
 unsafe extern "C" fn free<T: FileSystem>(fc: *mut bindings::fs_context) {
     // SAFETY: `fc` is valid; `fs_private` is the box from `init_fs_context`
-    // (or NULL) and nothing uses it after `free`.
+    // (or NULL), `s_fs_info` the one `get_tree_nodev` did not hand to a
+    // superblock (or NULL), and nothing uses either after `free`.
     unsafe {
+        let info = (*fc).s_fs_info.cast::<T::SbInfo>();
+        if !info.is_null() {
+            drop(KBox::from_raw(info));
+            (*fc).s_fs_info = core::ptr::null_mut();
+        }
         let ctx = (*fc).fs_private.cast::<T::Context>();
         if !ctx.is_null() {
             drop(KBox::from_raw(ctx));

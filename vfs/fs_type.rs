@@ -2,7 +2,11 @@
 
 //! Filesystem types (`struct file_system_type`) and their registration.
 
-use super::{bindings, fs_context, param};
+use super::{
+    bindings, fs_context, param,
+    path::Path,
+    super_block::{self, NewSuperBlock},
+};
 use core::{marker::PhantomData, mem::MaybeUninit};
 use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
 
@@ -16,6 +20,16 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     const PARAMS: param::Table;
     /// What a mount request collects while it is being configured.
     type Context: fs_context::Context<Self>;
+    /// The magic number of its superblocks (`s_magic`, statfs's `f_type`).
+    const MAGIC: usize;
+    /// What a superblock keeps (`s_fs_info`), from `fill_super` to `kill_sb`.
+    type SbInfo: Send + Sync;
+    /// Fills in a new superblock: parameters and root.
+    fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result;
+    /// The path whose filesystem statfs reports on.
+    fn statfs_path(info: &Self::SbInfo) -> &Path;
+    /// Options for /proc/mounts, each with a leading comma.
+    fn show_options(info: &Self::SbInfo) -> &'static CStr;
 }
 
 /// `FS_USERNS_MOUNT`: can be mounted by root of a user namespace.
@@ -64,8 +78,12 @@ impl Type {
 /// is done with.
 unsafe extern "C" fn kill_sb<T: FileSystem>(sb: *mut bindings::super_block) {
     // SAFETY: per the function's contract `sb` is a live superblock being
-    // killed; shiftfs superblocks are anonymous (`get_tree_nodev`).
-    unsafe { bindings::kill_anon_super(sb) };
+    // killed; our superblocks are anonymous (`get_tree_nodev`). Its inodes
+    // are evicted by `kill_anon_super`, before the info they may use goes.
+    unsafe {
+        bindings::kill_anon_super(sb);
+        super_block::drop_info::<T>(sb);
+    }
 }
 
 /// Keeps a filesystem type registered; unregisters it on drop.

@@ -10,6 +10,21 @@ int shiftfs_fs_parse(struct fs_context *fc,
 	return fs_parse(fc, desc, param, result);
 }
 
+const struct cred *shiftfs_get_cred(const struct cred *cred)
+{
+	return get_cred(cred);
+}
+
+void shiftfs_put_cred(const struct cred *cred)
+{
+	put_cred(cred);
+}
+
+void shiftfs_seq_puts(struct seq_file *m, const char *s)
+{
+	seq_puts(m, s);
+}
+
 bool shiftfs_d_is_dir(const struct dentry *dentry)
 {
 	return d_is_dir(dentry);

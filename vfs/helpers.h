@@ -12,12 +12,17 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/posix_acl.h>
+#include <linux/seq_file.h>
+#include <linux/cred.h>
 
 int shiftfs_fs_parse(struct fs_context *fc,
 		     const struct fs_parameter_spec *desc,
 		     struct fs_parameter *param,
 		     struct fs_parse_result *result);
 
+const struct cred *shiftfs_get_cred(const struct cred *cred);
+void shiftfs_put_cred(const struct cred *cred);
+void shiftfs_seq_puts(struct seq_file *m, const char *s);
 bool shiftfs_d_is_dir(const struct dentry *dentry);
 bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);

@@ -11,11 +11,14 @@
 #[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
 pub(crate) mod acl;
 pub(crate) mod bindings;
+pub(crate) mod cred;
 pub(crate) mod errno;
 pub(crate) mod fs_context;
 pub(crate) mod fs_type;
+pub(crate) mod inode;
 #[cfg(shiftfs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod param;
 pub(crate) mod path;
+pub(crate) mod super_block;
 pub(crate) mod user_ns;

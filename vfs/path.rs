@@ -3,8 +3,8 @@
 //! Paths (`struct path`: a mount and a dentry on it) and the superblocks
 //! they lead to.
 
-use super::{bindings, fs_type, user_ns::UserNamespace};
-use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
+use super::{bindings, inode::Inode, super_block::SuperBlock, user_ns::UserNamespace};
+use kernel::{error::to_result, prelude::*, str::CStr};
 
 /// A looked-up path, holding a reference to its mount and its dentry
 /// (`path_get()`), dropped with `path_put()`.
@@ -38,41 +38,32 @@ impl Path {
     /// The superblock of the filesystem the path is on.
     pub(crate) fn super_block(&self) -> &SuperBlock {
         // SAFETY: a mount we hold keeps its superblock alive, and `mnt_sb`
-        // never changes; `SuperBlock` is `repr(transparent)`.
-        unsafe { &*(*self.0.mnt).mnt_sb.cast() }
+        // never changes.
+        unsafe { SuperBlock::from_raw((*self.0.mnt).mnt_sb) }
+    }
+
+    /// The inode the path leads to.
+    pub(crate) fn inode(&self) -> &Inode {
+        // SAFETY: a positive dentry we hold keeps its inode, which does not
+        // change while it is referenced (`kern_path` returns positive ones).
+        unsafe { Inode::from_raw((*self.0.dentry).d_inode) }
+    }
+
+    pub(crate) fn as_raw(&self) -> *const bindings::path {
+        &self.0
     }
 }
+
+// SAFETY: a path holds counted references to a mount and a dentry, which
+// may be used and dropped from any thread.
+unsafe impl Send for Path {}
+// SAFETY: `&Path` only reads the two pointers.
+unsafe impl Sync for Path {}
 
 impl Drop for Path {
     fn drop(&mut self) {
         // SAFETY: the references were taken by `lookup` and are released once.
         unsafe { bindings::path_put(&self.0) };
-    }
-}
-
-/// A superblock: one mounted instance of a filesystem.
-#[repr(transparent)]
-pub(crate) struct SuperBlock(Opaque<bindings::super_block>);
-
-impl SuperBlock {
-    /// The user namespace that owns the filesystem (`s_user_ns`).
-    pub(crate) fn user_ns(&self) -> &UserNamespace {
-        // SAFETY: `s_user_ns` is set at creation, never changes, and is held
-        // by the superblock for its lifetime.
-        unsafe { &*(*self.0.get()).s_user_ns.cast() }
-    }
-
-    /// How many filesystems are stacked under this one (`s_stack_depth`).
-    pub(crate) fn stack_depth(&self) -> i32 {
-        // SAFETY: `s_stack_depth` is set when the superblock is filled in and
-        // does not change afterwards.
-        unsafe { (*self.0.get()).s_stack_depth }
-    }
-
-    /// Whether this superblock is of filesystem type `ty`.
-    pub(crate) fn is_of_type(&self, ty: &fs_type::Type) -> bool {
-        // SAFETY: `s_type` never changes.
-        core::ptr::eq(unsafe { (*self.0.get()).s_type }, ty.as_raw())
     }
 }
 

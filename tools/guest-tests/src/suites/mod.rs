@@ -4,12 +4,14 @@ use crate::harness::Test;
 
 pub mod foundation;
 pub mod kernel_log;
+pub mod mark;
 pub mod mount_checks;
 
 /// Every suite, in the order `all` runs them.
 pub const SUITES: &[(&str, &[Test])] = &[
     ("foundation", foundation::TESTS),
     ("mount_checks", mount_checks::TESTS),
+    ("mark", mark::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];
