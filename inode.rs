@@ -7,10 +7,8 @@
 
 use crate::{
     shift::Shift,
-    vfs::{
-        inode::{iget_stacked, Inode},
-        super_block::SuperBlock,
-    },
+    super_::Shiftfs,
+    vfs::{inode::Inode, stacked, super_block::SuperBlock},
 };
 use kernel::{prelude::*, types::ARef};
 
@@ -21,7 +19,5 @@ pub(crate) fn get(sb: &SuperBlock, real: &Inode) -> Result<ARef<Inode>> {
         real: real.super_block().user_ns(),
         shifted: sb.user_ns(),
     };
-    iget_stacked(sb, real, |new| {
-        new.copy_attrs(real, shift.uid_up(real.uid()), shift.gid_up(real.gid()))
-    })
+    stacked::iget::<Shiftfs>(sb, real, shift.uid_up(real.uid()), shift.gid_up(real.gid()))
 }

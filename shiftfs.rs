@@ -10,6 +10,7 @@
 
 use kernel::prelude::*;
 
+mod cred;
 mod inode;
 mod mark;
 mod shift;

@@ -6,15 +6,18 @@
 use crate::{
     mark::{self, MarkSource, Refusal, ShiftSource, SourceFs},
     param_table,
+    shift::Shift,
     vfs::{
         bindings::CAP_SYS_RESOURCE,
         cred::Credential,
+        cred::Override,
         errno::eopnotsupp,
         fs_context::{self, FsContext, Parameter},
         fs_type::{FileSystem, FS_USERNS_MOUNT},
         param::{self, Spec},
         path::{capable_sys_admin, Path},
-        super_block::{NewSuperBlock, SB_NOEXEC, SB_NOSUID},
+        super_block::{NewSuperBlock, SuperBlock, SB_NOEXEC, SB_NOSUID},
+        user_ns::{Kgid, Kuid},
     },
     SHIFTFS_TYPE,
 };
@@ -45,11 +48,24 @@ impl FileSystem for Shiftfs {
         // Nothing executes or gains privileges through a mark.
         let flags = if info.mark { SB_NOSUID | SB_NOEXEC } else { 0 };
         sb.set_params(info.depth, info.real.super_block().max_bytes(), flags);
-        sb.set_root(crate::inode::get(sb.super_block(), info.real.inode())?)
+        let root = crate::inode::get(sb.super_block(), info.real.inode())?;
+        sb.set_root(root, info.real.dentry())
     }
 
-    fn statfs_path(info: &SbInfo) -> &Path {
+    fn real_root(info: &SbInfo) -> &Path {
         &info.real
+    }
+
+    fn enter(sb: &SuperBlock, info: &SbInfo) -> Result<Override> {
+        crate::cred::enter(sb, info)
+    }
+
+    fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid) {
+        let shift = Shift {
+            real: real_sb.user_ns(),
+            shifted: sb.user_ns(),
+        };
+        (shift.uid_up(uid), shift.gid_up(gid))
     }
 
     fn show_options(info: &SbInfo) -> &'static CStr {
@@ -66,12 +82,11 @@ pub(crate) struct SbInfo {
     /// A mark (the tree unshifted, for the host) or a shifting mount.
     mark: bool,
     /// The real directory this superblock stands on.
-    real: Path,
+    pub(crate) real: Path,
     /// The mark creator's credentials, without CAP_SYS_RESOURCE (no reserved
     /// space, no quota override): every call into the real filesystem runs
-    /// with these.
-    #[allow(dead_code, reason = "cred.rs overrides with these (next)")]
-    creator: ARef<Credential>,
+    /// with these (cred.rs).
+    pub(crate) creator: ARef<Credential>,
     /// `s_stack_depth`: the real filesystem's plus one.
     depth: i32,
 }

@@ -2,7 +2,10 @@
 
 //! Credentials (`struct cred`, cred.h).
 
-use super::bindings;
+use super::{
+    bindings,
+    user_ns::{Kgid, Kuid},
+};
 use core::ptr::NonNull;
 use kernel::{
     error::code::ENOMEM,
@@ -39,6 +42,32 @@ unsafe impl AlwaysRefCounted for Credential {
     }
 }
 
+/// The calling task's filesystem uid and gid (`current_fsuid()`,
+/// `current_fsgid()`).
+pub(crate) fn current_fsids() -> (Kuid, Kgid) {
+    // SAFETY: reads the calling task's own credentials.
+    unsafe {
+        (
+            Kuid(bindings::shiftfs_current_fsuid().val),
+            Kgid(bindings::shiftfs_current_fsgid().val),
+        )
+    }
+}
+
+/// Overridden credentials of the calling task; reverted on drop. Not `Send`:
+/// it must be dropped by the task that made it.
+pub(crate) struct Override {
+    old: *const bindings::cred,
+}
+
+impl Drop for Override {
+    fn drop(&mut self) {
+        // SAFETY: `old` is what `override_creds` returned on this task, and
+        // overrides are undone in reverse order (guards drop in scope order).
+        unsafe { bindings::revert_creds(self.old) };
+    }
+}
+
 impl Credential {
     /// A copy of the calling task's credentials without capability `cap` in
     /// any of its sets (`prepare_creds()` and `cap_lower()`).
@@ -57,6 +86,34 @@ impl Credential {
         }
         // SAFETY: the new credentials carry one reference, now ours.
         Ok(unsafe { ARef::from_raw(new.cast()) })
+    }
+
+    /// A copy of these credentials with the filesystem ids set (for calls
+    /// into a lower filesystem on behalf of a caller).
+    pub(crate) fn with_fsids(&self, fsuid: Kuid, fsgid: Kgid) -> Result<ARef<Self>> {
+        let new = {
+            // `prepare_creds()` copies the task's credentials: make them
+            // these, for the copy only.
+            let _as = self.override_current();
+            // SAFETY: returns a new, unshared copy or NULL.
+            NonNull::new(unsafe { bindings::prepare_creds() }).ok_or(ENOMEM)?
+        };
+        // SAFETY: the copy is ours alone until it is wrapped below.
+        unsafe {
+            (*new.as_ptr()).fsuid.val = fsuid.0;
+            (*new.as_ptr()).fsgid.val = fsgid.0;
+        }
+        // SAFETY: the new credentials carry one reference, now ours.
+        Ok(unsafe { ARef::from_raw(new.cast()) })
+    }
+
+    /// Makes these the calling task's credentials until the guard is
+    /// dropped (`override_creds()`/`revert_creds()`).
+    pub(crate) fn override_current(&self) -> Override {
+        // SAFETY: `override_creds` takes its own reference to `self`, which
+        // `revert_creds` drops.
+        let old = unsafe { bindings::override_creds(self.0.get()) };
+        Override { old }
     }
 
     /// Whether `cap` is in the effective set.

@@ -3,9 +3,12 @@
 //! Filesystem types (`struct file_system_type`) and their registration.
 
 use super::{
-    bindings, fs_context, param,
+    bindings,
+    cred::Override,
+    fs_context, param,
     path::Path,
-    super_block::{self, NewSuperBlock},
+    super_block::{self, NewSuperBlock, SuperBlock},
+    user_ns::{Kgid, Kuid},
 };
 use core::{marker::PhantomData, mem::MaybeUninit};
 use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
@@ -26,8 +29,14 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     type SbInfo: Send + Sync;
     /// Fills in a new superblock: parameters and root.
     fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result;
-    /// The path whose filesystem statfs reports on.
-    fn statfs_path(info: &Self::SbInfo) -> &Path;
+    /// The real directory a superblock stands on.
+    fn real_root(info: &Self::SbInfo) -> &Path;
+    /// Overrides the calling task's credentials for a call into the real
+    /// filesystem, until the guard is dropped.
+    fn enter(sb: &SuperBlock, info: &Self::SbInfo) -> Result<Override>;
+    /// The owner and group a stacked inode of `sb` shows for a real inode
+    /// of `real_sb` owned by `uid`/`gid`.
+    fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid);
     /// Options for /proc/mounts, each with a leading comma.
     fn show_options(info: &Self::SbInfo) -> &'static CStr;
 }

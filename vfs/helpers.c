@@ -25,6 +25,31 @@ void shiftfs_seq_puts(struct seq_file *m, const char *s)
 	seq_puts(m, s);
 }
 
+struct dentry *shiftfs_dget(struct dentry *dentry)
+{
+	return dget(dentry);
+}
+
+bool shiftfs_d_unhashed(const struct dentry *dentry)
+{
+	return d_unhashed(dentry);
+}
+
+const struct cred *shiftfs_current_cred(void)
+{
+	return current_cred();
+}
+
+kuid_t shiftfs_current_fsuid(void)
+{
+	return current_fsuid();
+}
+
+kgid_t shiftfs_current_fsgid(void)
+{
+	return current_fsgid();
+}
+
 bool shiftfs_d_is_dir(const struct dentry *dentry)
 {
 	return d_is_dir(dentry);

@@ -23,6 +23,11 @@ int shiftfs_fs_parse(struct fs_context *fc,
 const struct cred *shiftfs_get_cred(const struct cred *cred);
 void shiftfs_put_cred(const struct cred *cred);
 void shiftfs_seq_puts(struct seq_file *m, const char *s);
+struct dentry *shiftfs_dget(struct dentry *dentry);
+bool shiftfs_d_unhashed(const struct dentry *dentry);
+const struct cred *shiftfs_current_cred(void);
+kuid_t shiftfs_current_fsuid(void);
+kgid_t shiftfs_current_fsgid(void);
 bool shiftfs_d_is_dir(const struct dentry *dentry);
 bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);

@@ -76,6 +76,10 @@ impl Inode {
 pub(crate) struct NewInode<'a>(&'a Inode);
 
 impl NewInode<'_> {
+    pub(crate) fn as_raw(&self) -> *mut bindings::inode {
+        self.0.as_raw()
+    }
+
     /// Copies the attributes of `real`, with owner and group as given.
     pub(crate) fn copy_attrs(&self, real: &Inode, uid: Kuid, gid: Kgid) {
         let (dst, src) = (self.0.as_raw(), real.as_raw());

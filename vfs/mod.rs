@@ -12,6 +12,7 @@
 pub(crate) mod acl;
 pub(crate) mod bindings;
 pub(crate) mod cred;
+pub(crate) mod dentry;
 pub(crate) mod errno;
 pub(crate) mod fs_context;
 pub(crate) mod fs_type;
@@ -20,5 +21,6 @@ pub(crate) mod inode;
 pub(crate) mod kunit;
 pub(crate) mod param;
 pub(crate) mod path;
+pub(crate) mod stacked;
 pub(crate) mod super_block;
 pub(crate) mod user_ns;

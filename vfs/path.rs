@@ -3,7 +3,9 @@
 //! Paths (`struct path`: a mount and a dentry on it) and the superblocks
 //! they lead to.
 
-use super::{bindings, inode::Inode, super_block::SuperBlock, user_ns::UserNamespace};
+use super::{
+    bindings, dentry::Dentry, inode::Inode, super_block::SuperBlock, user_ns::UserNamespace,
+};
 use kernel::{error::to_result, prelude::*, str::CStr};
 
 /// A looked-up path, holding a reference to its mount and its dentry
@@ -40,6 +42,12 @@ impl Path {
         // SAFETY: a mount we hold keeps its superblock alive, and `mnt_sb`
         // never changes.
         unsafe { SuperBlock::from_raw((*self.0.mnt).mnt_sb) }
+    }
+
+    /// The dentry the path leads to.
+    pub(crate) fn dentry(&self) -> &Dentry {
+        // SAFETY: we hold a reference to the dentry.
+        unsafe { Dentry::from_raw(self.0.dentry) }
     }
 
     /// The inode the path leads to.

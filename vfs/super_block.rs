@@ -4,6 +4,7 @@
 
 use super::{
     bindings,
+    dentry::Dentry,
     fs_type::{self, FileSystem},
     inode::{self, Inode},
     user_ns::UserNamespace,
@@ -102,19 +103,24 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
             (*raw).s_maxbytes = max_bytes;
             (*raw).s_flags |= flags;
             (*raw).s_op = &Ops::<T>::TABLE;
+            (*raw).s_d_op = super::stacked::dentry_ops::<T>();
         }
     }
 
-    /// Makes `inode` the root (`d_make_root()`).
-    pub(crate) fn set_root(&self, inode: ARef<Inode>) -> Result {
+    /// Makes `inode` the root (`d_make_root()`), stacked on `real`.
+    pub(crate) fn set_root(&self, inode: ARef<Inode>, real: &Dentry) -> Result {
         let raw = ARef::into_raw(inode);
         // SAFETY: `d_make_root` takes over our reference, also on failure.
         let root = unsafe { bindings::d_make_root(raw.as_ptr().cast()) };
         if root.is_null() {
             return Err(ENOMEM);
         }
-        // SAFETY: the superblock is new and locked.
-        unsafe { (*self.sb.as_raw()).s_root = root };
+        // SAFETY: the superblock is new and locked; the root is ours, and
+        // `d_release` drops the reference to `real` taken here.
+        unsafe {
+            (*root).d_fsdata = ARef::into_raw(ARef::from(real)).as_ptr().cast();
+            (*self.sb.as_raw()).s_root = root;
+        }
         Ok(())
     }
 }
@@ -155,7 +161,7 @@ unsafe extern "C" fn statfs<T: FileSystem>(
         let info = unsafe { info_of::<T>((*dentry).d_sb) };
         // SAFETY: the real path is held by `info`; `buf` is writable.
         kernel::error::to_result(unsafe {
-            bindings::vfs_statfs(T::statfs_path(info).as_raw(), buf)
+            bindings::vfs_statfs(T::real_root(info).as_raw(), buf)
         })?;
         // SAFETY: as above.
         unsafe { (*buf).f_type = T::MAGIC as _ };

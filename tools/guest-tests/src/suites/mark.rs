@@ -25,6 +25,13 @@ pub const TESTS: &[crate::harness::Test] = tests![
     mark_root_shows_real_attributes,
     statfs_reports_the_real_filesystem,
     rmmod_while_marked_is_refused,
+    mark_lists_the_real_directory,
+    mark_shows_files_as_they_are_on_disk,
+    mark_follows_symlinks_and_deep_paths,
+    hard_links_share_one_inode,
+    inode_numbers_survive_drop_caches,
+    lookup_sees_files_created_below_later,
+    opening_a_file_is_not_supported_yet,
     mark_inside_a_mark_is_einval,
     container_cannot_mark_a_marked_path,
     container_shifting_mount_recognises_the_mark,
@@ -52,12 +59,135 @@ fn mark(src: &Path, dst: &Path) -> Result<(), Errno> {
     mount(src, dst, FS_NAME, MountFlags::empty(), c"mark")
 }
 
+/// Entries made in the real directory before it is marked.
+const ENTRIES: usize = 300;
+
 fn host_marks_a_directory(env: &Env) -> Outcome {
-    for d in [real(env), view(env)] {
+    let r = real(env);
+    for d in [r.clone(), view(env), r.join("sub/deeper")] {
         std::fs::create_dir_all(&d).ctx("mkdir")?;
     }
-    std::fs::write(real(env).join("file"), b"data").ctx("create file")?;
-    mark(&real(env), &view(env)).ctx("mount -t shiftfs -o mark")
+    std::fs::write(r.join("file"), b"data").ctx("create file")?;
+    std::fs::write(r.join("sub/deeper/leaf"), b"leaf").ctx("create leaf")?;
+    std::os::unix::fs::chown(r.join("file"), Some(1000), Some(1001)).ctx("chown")?;
+    std::os::unix::fs::symlink("sub/deeper/leaf", r.join("link")).ctx("symlink")?;
+    std::fs::hard_link(r.join("file"), r.join("hardlink")).ctx("link")?;
+    for i in 0..ENTRIES {
+        std::fs::write(r.join(format!("entry-{i:04}")), b"").ctx("create entry")?;
+    }
+    mark(&r, &view(env)).ctx("mount -t shiftfs -o mark")
+}
+
+fn names(dir: &Path) -> Result<Vec<(String, bool)>, String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).ctx(&format!("readdir {}", dir.display()))? {
+        let e = e.ctx("readdir entry")?;
+        let is_dir = e.file_type().ctx("d_type")?.is_dir();
+        v.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn mark_lists_the_real_directory(env: &Env) -> Outcome {
+    let (r, v) = (names(&real(env))?, names(&view(env))?);
+    ensure_eq!(v.len(), ENTRIES + 4, "entries through the mark");
+    ensure!(v == r, "listing differs from the real directory");
+    ensure!(
+        v.contains(&("sub".to_string(), true)),
+        "d_type of a directory not kept"
+    );
+    Ok(())
+}
+
+fn same_attrs(what: &str, v: &rustix::fs::Stat, r: &rustix::fs::Stat) -> Outcome {
+    ensure_eq!(v.st_ino, r.st_ino, format!("{what}: st_ino"));
+    ensure_eq!(v.st_mode, r.st_mode, format!("{what}: st_mode"));
+    ensure_eq!(v.st_uid, r.st_uid, format!("{what}: st_uid"));
+    ensure_eq!(v.st_gid, r.st_gid, format!("{what}: st_gid"));
+    ensure_eq!(v.st_size, r.st_size, format!("{what}: st_size"));
+    ensure_eq!(v.st_nlink, r.st_nlink, format!("{what}: st_nlink"));
+    ensure_eq!(v.st_mtime, r.st_mtime, format!("{what}: st_mtime"));
+    Ok(())
+}
+
+fn mark_shows_files_as_they_are_on_disk(env: &Env) -> Outcome {
+    for name in ["file", "sub", "entry-0007"] {
+        let v = stat(view(env).join(name)).ctx("stat through mark")?;
+        let r = stat(real(env).join(name)).ctx("stat real")?;
+        same_attrs(name, &v, &r)?;
+    }
+    let v = stat(view(env).join("file")).ctx("stat")?;
+    ensure_eq!((v.st_uid, v.st_gid), (1000, 1001), "owner of file");
+    Ok(())
+}
+
+fn mark_follows_symlinks_and_deep_paths(env: &Env) -> Outcome {
+    let target = std::fs::read_link(view(env).join("link")).ctx("readlink")?;
+    ensure_eq!(target, PathBuf::from("sub/deeper/leaf"), "symlink target");
+    let (v, r) = (
+        stat(view(env).join("link")).ctx("stat via symlink")?,
+        stat(real(env).join("sub/deeper/leaf")).ctx("stat real leaf")?,
+    );
+    same_attrs("link", &v, &r)?;
+    let v = rustix::fs::lstat(view(env).join("link")).ctx("lstat")?;
+    ensure_eq!(v.st_mode & 0o170000, 0o120000, "lstat: a symlink");
+    Ok(())
+}
+
+fn hard_links_share_one_inode(env: &Env) -> Outcome {
+    let (a, b) = (
+        stat(view(env).join("file")).ctx("stat file")?,
+        stat(view(env).join("hardlink")).ctx("stat hardlink")?,
+    );
+    ensure_eq!(a.st_ino, b.st_ino, "st_ino of two links");
+    ensure_eq!(a.st_nlink, 2, "st_nlink");
+    Ok(())
+}
+
+fn drop_caches() -> Outcome {
+    std::fs::write("/proc/sys/vm/drop_caches", b"2").ctx("drop_caches")
+}
+
+fn inode_numbers_survive_drop_caches(env: &Env) -> Outcome {
+    let before = stat(view(env).join("sub/deeper/leaf")).ctx("stat")?;
+    drop_caches()?;
+    let after = stat(view(env).join("sub/deeper/leaf")).ctx("stat after drop_caches")?;
+    ensure_eq!(after.st_ino, before.st_ino, "st_ino after drop_caches");
+    Ok(())
+}
+
+fn lookup_sees_files_created_below_later(env: &Env) -> Outcome {
+    let (v, r) = (view(env).join("later"), real(env).join("later"));
+    ensure_eq!(
+        stat(&v).map(|_| ()),
+        Err(Errno::NOENT),
+        "stat before it exists"
+    );
+    std::fs::write(&r, b"now").ctx("create on the real directory")?;
+    let st = stat(&v).ctx("stat after it was created below")?;
+    ensure_eq!(st.st_size, 3, "size");
+    std::fs::remove_file(&r).ctx("remove below")?;
+    ensure_eq!(
+        stat(&v).map(|_| ()),
+        Err(Errno::NOENT),
+        "stat after removal"
+    );
+    Ok(())
+}
+
+fn opening_a_file_is_not_supported_yet(env: &Env) -> Outcome {
+    let res = std::fs::read(view(env).join("file")).map_err(|e| e.raw_os_error());
+    ensure_eq!(
+        res,
+        Err(Some(libc_eopnotsupp())),
+        "read of a file through the mark"
+    );
+    Ok(())
+}
+
+fn libc_eopnotsupp() -> i32 {
+    Errno::OPNOTSUPP.raw_os_error()
 }
 
 fn mark_is_listed_with_mark_option(env: &Env) -> Outcome {

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Operations of a stacked filesystem `T`: each shiftfs dentry holds a
+//! reference to the real dentry under it (`d_fsdata`), each inode to the
+//! real inode (`i_private`), each open directory to a real open file
+//! (`private_data`). Every call into the real filesystem runs inside
+//! [`FileSystem::enter`], the credential override.
+
+use super::{
+    bindings,
+    dentry::Dentry,
+    fs_type::FileSystem,
+    inode::{iget_stacked, Inode},
+    super_block::SuperBlock,
+    user_ns::{Kgid, Kuid},
+};
+use core::mem::MaybeUninit;
+use kernel::{
+    error::{code::ECHILD, from_result, to_result},
+    ffi::{c_int, c_uint},
+    prelude::*,
+    types::ARef,
+};
+
+fn err_ptr<T>(e: Error) -> *mut T {
+    e.to_errno() as isize as *mut T
+}
+
+/// The real dentry under a stacked one.
+///
+/// # Safety
+///
+/// `d` must be a live dentry of a superblock of `T`, made by `lookup` or
+/// `set_root` (which set `d_fsdata`), and the result must not outlive it.
+unsafe fn real_of<'a>(d: *mut bindings::dentry) -> &'a Dentry {
+    // SAFETY: per the contract, `d_fsdata` holds a reference to a live
+    // dentry until `d_release`.
+    unsafe { Dentry::from_raw((*d).d_fsdata.cast()) }
+}
+
+/// A superblock of `T` and its information.
+///
+/// # Safety
+///
+/// `sb` must be a live superblock of `T`, and the results must not outlive it.
+unsafe fn sb_info<'a, T: FileSystem>(
+    sb: *mut bindings::super_block,
+) -> (&'a SuperBlock, &'a T::SbInfo) {
+    // SAFETY: per the contract; `s_fs_info` of a superblock of `T` is its
+    // `T::SbInfo` until `kill_sb`.
+    unsafe {
+        (
+            SuperBlock::from_raw(sb),
+            &*(*sb).s_fs_info.cast::<T::SbInfo>(),
+        )
+    }
+}
+
+/// The real path (mount and dentry, no references) under stacked dentry `d`.
+///
+/// # Safety
+///
+/// As for [`real_of`], and `d` of a superblock of `T`.
+unsafe fn real_path<T: FileSystem>(d: *mut bindings::dentry) -> bindings::path {
+    // SAFETY: per the contract.
+    let ((_, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
+    bindings::path {
+        // SAFETY: the real root path held by `info` keeps its mount.
+        mnt: unsafe { (*T::real_root(info).as_raw()).mnt },
+        dentry: real.as_raw(),
+    }
+}
+
+/// The stacked inode in `sb` for `real`, with attributes copied (owner and
+/// group as given) and the operations for its file type.
+pub(crate) fn iget<T: FileSystem>(
+    sb: &SuperBlock,
+    real: &Inode,
+    uid: Kuid,
+    gid: Kgid,
+) -> Result<ARef<Inode>> {
+    iget_stacked(sb, real, |new| {
+        new.copy_attrs(real, uid, gid);
+        let raw = new.as_raw();
+        // SAFETY: the inode is new and locked; the tables are `'static`.
+        unsafe {
+            let mode = u32::from((*raw).i_mode) & bindings::S_IFMT;
+            match mode {
+                bindings::S_IFDIR => {
+                    (*raw).i_op = &Tables::<T>::DIR_IOPS;
+                    (*raw).__bindgen_anon_3.i_fop = &Tables::<T>::DIR_FOPS;
+                }
+                bindings::S_IFLNK => (*raw).i_op = &Tables::<T>::LINK_IOPS,
+                bindings::S_IFREG => {
+                    (*raw).i_op = &Tables::<T>::FILE_IOPS;
+                    (*raw).__bindgen_anon_3.i_fop = &Tables::<T>::FILE_FOPS;
+                }
+                _ => {
+                    (*raw).i_op = &Tables::<T>::FILE_IOPS;
+                    bindings::init_special_inode(raw, (*raw).i_mode, (*raw).i_rdev);
+                }
+            }
+        }
+    })
+}
+
+struct Tables<T>(core::marker::PhantomData<T>);
+
+// SAFETY (for every `..zeroed()` below): all-zero is a valid operations
+// table, NULL operations being optional.
+impl<T: FileSystem> Tables<T> {
+    pub(super) const DENTRY_OPS: bindings::dentry_operations = bindings::dentry_operations {
+        d_revalidate: Some(d_revalidate::<T>),
+        d_release: Some(d_release),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
+        lookup: Some(lookup::<T>),
+        getattr: Some(getattr::<T>),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
+        getattr: Some(getattr::<T>),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const LINK_IOPS: bindings::inode_operations = bindings::inode_operations {
+        get_link: Some(get_link::<T>),
+        getattr: Some(getattr::<T>),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const DIR_FOPS: bindings::file_operations = bindings::file_operations {
+        open: Some(dir_open::<T>),
+        release: Some(dir_release),
+        iterate_shared: Some(iterate_shared::<T>),
+        llseek: Some(dir_llseek),
+        read: Some(bindings::generic_read_dir),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const FILE_FOPS: bindings::file_operations = bindings::file_operations {
+        open: Some(file_open),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+/// The dentry operations of superblocks of `T` (`s_d_op`).
+pub(crate) fn dentry_ops<T: FileSystem>() -> &'static bindings::dentry_operations {
+    &Tables::<T>::DENTRY_OPS
+}
+
+/// `d_release`: drop the reference to the real dentry.
+///
+/// # Safety
+///
+/// Called by the VFS once, for a dentry being freed.
+unsafe extern "C" fn d_release(d: *mut bindings::dentry) {
+    // SAFETY: `d_fsdata` is NULL or holds the reference taken by `lookup`
+    // or `set_root`; nothing uses it after `d_release`.
+    unsafe {
+        let real = (*d).d_fsdata.cast::<bindings::dentry>();
+        (*d).d_fsdata = core::ptr::null_mut();
+        if !real.is_null() {
+            bindings::dput(real);
+        }
+    }
+}
+
+/// `d_revalidate`: a stacked dentry is valid while its real dentry is
+/// hashed, agrees on being positive, and is valid for its own filesystem.
+///
+/// # Safety
+///
+/// Called by the VFS with a live dentry of a superblock of `T`.
+unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags: c_uint) -> c_int {
+    if flags & bindings::LOOKUP_RCU != 0 {
+        return ECHILD.to_errno();
+    }
+    // SAFETY: per the contract; a looked-up dentry has its real dentry.
+    let (stacked, real) = unsafe { (Dentry::from_raw(d), real_of(d)) };
+    if real.is_unhashed() || stacked.inode().is_some() != real.inode().is_some() {
+        return 0;
+    }
+    // SAFETY: `real` is live; its operations are its filesystem's.
+    unsafe {
+        let ops = (*real.as_raw()).d_op;
+        match ops.as_ref().and_then(|o| o.d_revalidate) {
+            Some(reval) => reval(real.as_raw(), flags),
+            None => 1,
+        }
+    }
+}
+
+/// `lookup`: look the name up in the real directory and stack on the result.
+///
+/// # Safety
+///
+/// Called by the VFS with a directory of `T` and a new, unhashed dentry in it.
+unsafe extern "C" fn lookup<T: FileSystem>(
+    dir: *mut bindings::inode,
+    d: *mut bindings::dentry,
+    _flags: c_uint,
+) -> *mut bindings::dentry {
+    let res = (|| -> Result<*mut bindings::dentry> {
+        // SAFETY: `dir` is a live inode of a superblock of `T`.
+        let (sb, info) = unsafe { sb_info::<T>((*dir).i_sb) };
+        // SAFETY: the parent of a dentry being looked up is a live,
+        // looked-up dentry of `T` (the VFS holds it), and its name is stable.
+        let (real_parent, name, len) = unsafe {
+            let name = &(*d).d_name;
+            (
+                real_of((*d).d_parent),
+                name.name,
+                name.__bindgen_anon_1.__bindgen_anon_1.len,
+            )
+        };
+        let real = {
+            let _creds = T::enter(sb, info)?;
+            // SAFETY: `real_parent` is live and `name`/`len` its child's name.
+            kernel::error::from_err_ptr(unsafe {
+                bindings::lookup_one_len_unlocked(name.cast(), real_parent.as_raw(), len as c_int)
+            })?
+        };
+        // SAFETY: `d` is ours until it is spliced; `d_release` drops the
+        // reference `lookup_one_len_unlocked` gave us.
+        unsafe { (*d).d_fsdata = real.cast() };
+        // SAFETY: `real` is live (we hold it).
+        let inode = match unsafe { Dentry::from_raw(real) }.inode() {
+            None => core::ptr::null_mut(),
+            Some(ri) => {
+                let (uid, gid) = T::shift_ids(sb, ri.super_block(), ri.uid(), ri.gid());
+                ARef::into_raw(iget::<T>(sb, ri, uid, gid)?).as_ptr().cast()
+            }
+        };
+        // SAFETY: `d_splice_alias` takes over our inode reference.
+        Ok(unsafe { bindings::d_splice_alias(inode, d) })
+    })();
+    res.unwrap_or_else(err_ptr)
+}
+
+/// `getattr`: the real inode's attributes with owner and group shifted.
+///
+/// # Safety
+///
+/// Called by the VFS with a path on a superblock of `T`.
+unsafe extern "C" fn getattr<T: FileSystem>(
+    _idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    mask: u32,
+    flags: c_uint,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract, `path` is live and looked up.
+        let (d, sb_raw) = unsafe { ((*path).dentry, (*(*path).dentry).d_sb) };
+        // SAFETY: as above.
+        let ((sb, info), real) = unsafe { (sb_info::<T>(sb_raw), real_path::<T>(d)) };
+        {
+            let _creds = T::enter(sb, info)?;
+            // With AT_GETATTR_NOSEC the caller has done the security check
+            // (and vfs_getattr() would refuse it).
+            let getattr = if flags & bindings::AT_GETATTR_NOSEC != 0 {
+                bindings::vfs_getattr_nosec
+            } else {
+                bindings::vfs_getattr
+            };
+            // SAFETY: `real` is a live path; `stat` is writable.
+            to_result(unsafe { getattr(&real, stat, mask, flags) })?;
+        }
+        // SAFETY: the real dentry's superblock lives as long as it does.
+        let real_sb = unsafe { SuperBlock::from_raw((*real.dentry).d_sb) };
+        // SAFETY: `stat` was filled in above.
+        unsafe {
+            let (uid, gid) =
+                T::shift_ids(sb, real_sb, Kuid((*stat).uid.val), Kgid((*stat).gid.val));
+            (*stat).uid.val = uid.0;
+            (*stat).gid.val = gid.0;
+            (*stat).dev = (*sb_raw).s_dev;
+        }
+        Ok(0)
+    })
+}
+
+/// `get_link`: the real symlink's target.
+///
+/// # Safety
+///
+/// Called by the VFS with a symlink of `T` (and its dentry, or NULL in RCU
+/// walk) and a delayed call to fill in.
+unsafe extern "C" fn get_link<T: FileSystem>(
+    d: *mut bindings::dentry,
+    _inode: *mut bindings::inode,
+    done: *mut bindings::delayed_call,
+) -> *const kernel::ffi::c_char {
+    if d.is_null() {
+        return err_ptr(ECHILD);
+    }
+    // SAFETY: per the contract, `d` is a live looked-up dentry of `T`.
+    let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
+    match T::enter(sb, info) {
+        // SAFETY: `real` is live; `done` is the caller's delayed call.
+        Ok(_creds) => unsafe { bindings::vfs_get_link(real.as_raw(), done) },
+        Err(e) => err_ptr(e),
+    }
+}
+
+/// `open` of a directory: open the real directory with the overridden
+/// credentials, for `iterate_shared`.
+///
+/// # Safety
+///
+/// Called by the VFS with a directory of `T` being opened.
+unsafe extern "C" fn dir_open<T: FileSystem>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract.
+        let (d, flags) = unsafe { ((*file).f_path.dentry, (*file).f_flags) };
+        // SAFETY: as above.
+        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_path::<T>(d)) };
+        let _creds = T::enter(sb, info)?;
+        // SAFETY: `real` is a live path; the file opened takes its own
+        // references and the (overridden) credentials of this task.
+        let real_file = kernel::error::from_err_ptr(unsafe {
+            bindings::dentry_open(&real, flags as c_int, bindings::shiftfs_current_cred())
+        })?;
+        // SAFETY: `file` is being opened; `release` drops `real_file`.
+        unsafe { (*file).private_data = real_file.cast() };
+        Ok(0)
+    })
+}
+
+/// `release` of a directory: close the real one.
+///
+/// # Safety
+///
+/// Called by the VFS once, for a directory file opened by `dir_open`.
+unsafe extern "C" fn dir_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `private_data` is the real file from `dir_open`, dropped once.
+    unsafe { bindings::fput((*file).private_data.cast()) };
+    0
+}
+
+/// `iterate_shared`: the real directory's entries, from the same position.
+///
+/// # Safety
+///
+/// Called by the VFS with a directory file opened by `dir_open`, holding
+/// its position lock.
+unsafe extern "C" fn iterate_shared<T: FileSystem>(
+    file: *mut bindings::file,
+    ctx: *mut bindings::dir_context,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract; the real file is private to this open
+        // file, whose position lock serialises these calls.
+        let (d, real_file) = unsafe {
+            let real_file = (*file).private_data.cast::<bindings::file>();
+            (*real_file).f_pos = (*ctx).pos;
+            ((*file).f_path.dentry, real_file)
+        };
+        // SAFETY: as above.
+        let (sb, info) = unsafe { sb_info::<T>((*d).d_sb) };
+        let _creds = T::enter(sb, info)?;
+        // SAFETY: `real_file` is an open directory and `ctx` the caller's.
+        to_result(unsafe { bindings::iterate_dir(real_file, ctx) })?;
+        Ok(0)
+    })
+}
+
+/// `llseek` of a directory: seek the real one and follow it.
+///
+/// # Safety
+///
+/// Called by the VFS with a directory file opened by `dir_open`.
+unsafe extern "C" fn dir_llseek(file: *mut bindings::file, offset: i64, whence: c_int) -> i64 {
+    // SAFETY: `private_data` is the real file from `dir_open`.
+    unsafe {
+        let real_file = (*file).private_data.cast::<bindings::file>();
+        let pos = bindings::vfs_llseek(real_file, offset, whence);
+        if pos >= 0 {
+            (*file).f_pos = pos;
+        }
+        pos
+    }
+}
+
+/// `open` of a regular file: reading and writing through shiftfs come next.
+///
+/// # Safety
+///
+/// Called by the VFS; touches nothing.
+unsafe extern "C" fn file_open(_inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
+    super::errno::eopnotsupp().to_errno()
+}
