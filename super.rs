@@ -11,11 +11,11 @@ use crate::{
         bindings::CAP_SYS_RESOURCE,
         cred::Credential,
         cred::Override,
-        errno::eopnotsupp,
         fs_context::{self, FsContext, Parameter},
         fs_type::{FileSystem, FS_USERNS_MOUNT},
         param::{self, Spec},
         path::{capable_sys_admin, Path},
+        stacked,
         super_block::{NewSuperBlock, SuperBlock, SB_NOEXEC, SB_NOSUID},
         user_ns::{Kgid, Kuid},
     },
@@ -23,7 +23,7 @@ use crate::{
 };
 use kernel::{
     c_str,
-    error::code::{EINVAL, ENOPARAM},
+    error::code::{EINVAL, ENOPARAM, EPERM},
     prelude::*,
     str::CStr,
     types::ARef,
@@ -146,15 +146,28 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             )?;
             return fc.get_tree_nodev(info);
         }
-        let marked = on.is_some_and(|info| info.mark);
-        let real_depth = on.map_or(sb.stack_depth(), |info| {
-            info.real.super_block().stack_depth()
-        });
-        mark::check_shift(&ShiftSource { marked, real_depth }).map_err(refused)?;
-        Err(fc.fail(
-            eopnotsupp(),
-            format_args!("{source}: shifting mounts are not implemented yet"),
-        ))
+        // A shifting mount stands on the real directory under the marked
+        // source, with the mark creator's credentials: one stacking level,
+        // whatever the depth of marks and shifting mounts above it.
+        let marked = on.filter(|info| info.mark);
+        let depth = mark::check_shift(&ShiftSource {
+            marked: marked.is_some(),
+            real_depth: marked.map_or(sb.stack_depth(), |m| m.real.super_block().stack_depth()),
+        })
+        .map_err(refused)?;
+        // `check_shift` refused an unmarked source.
+        let mark_info = marked.ok_or(EPERM)?;
+        let real = stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?;
+        let info = KBox::new(
+            SbInfo {
+                mark: false,
+                real,
+                creator: mark_info.creator.clone(),
+                depth,
+            },
+            GFP_KERNEL,
+        )?;
+        fc.get_tree_nodev(info)
     }
 }
 

@@ -25,6 +25,18 @@ impl Path {
         Ok(Self(path))
     }
 
+    /// A path to `dentry` on `mnt`, taking references to both (`path_get()`).
+    ///
+    /// # Safety
+    ///
+    /// `mnt` and `dentry` must be live, and `dentry` on `mnt`'s filesystem.
+    pub(crate) unsafe fn get(mnt: *mut bindings::vfsmount, dentry: *mut bindings::dentry) -> Self {
+        let path = bindings::path { mnt, dentry };
+        // SAFETY: per the contract; `Drop` releases what this takes.
+        unsafe { bindings::path_get(&path) };
+        Self(path)
+    }
+
     /// Whether the path is a directory (`d_is_dir()`).
     pub(crate) fn is_dir(&self) -> bool {
         // SAFETY: `dentry` is a live dentry we hold a reference to.

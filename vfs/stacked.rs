@@ -9,8 +9,9 @@
 use super::{
     bindings,
     dentry::Dentry,
-    fs_type::FileSystem,
+    fs_type::{self, FileSystem},
     inode::{iget_stacked, Inode},
+    path::Path,
     super_block::SuperBlock,
     user_ns::{Kgid, Kuid},
 };
@@ -69,6 +70,21 @@ unsafe fn real_path<T: FileSystem>(d: *mut bindings::dentry) -> bindings::path {
         mnt: unsafe { (*T::real_root(info).as_raw()).mnt },
         dentry: real.as_raw(),
     }
+}
+
+/// The real path under `p`, a path on a superblock of `T` registered as
+/// `ty`; `None` if `p` is on another filesystem.
+pub(crate) fn real_below<T: FileSystem>(p: &Path, ty: &fs_type::Type) -> Option<Path> {
+    let info = p.super_block().info::<T>(ty)?;
+    // SAFETY: `p` is on a superblock of `T`, so its dentry carries its real
+    // dentry, which lives on the real root's mount; both are live while we
+    // hold `p`, and `Path::get` takes references of its own.
+    Some(unsafe {
+        Path::get(
+            (*T::real_root(info).as_raw()).mnt,
+            real_of(p.dentry().as_raw()).as_raw(),
+        )
+    })
 }
 
 /// The stacked inode in `sb` for `real`, with attributes copied (owner and

@@ -6,12 +6,14 @@ pub mod foundation;
 pub mod kernel_log;
 pub mod mark;
 pub mod mount_checks;
+pub mod shift;
 
 /// Every suite, in the order `all` runs them.
 pub const SUITES: &[(&str, &[Test])] = &[
     ("foundation", foundation::TESTS),
     ("mount_checks", mount_checks::TESTS),
     ("mark", mark::TESTS),
+    ("shift", shift::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];
