@@ -3,7 +3,8 @@
 //! Credential override: every call into the real filesystem runs with the
 //! mark creator's credentials (recorded at mark time, without
 //! CAP_SYS_RESOURCE), with fsuid and fsgid shifted down from the caller's,
-//! through one guard that reverts on drop: [`enter`].
+//! through one guard that reverts on drop (`FileSystem::enter`, made of
+//! [`creds`]).
 //!
 //! Call points (all in `vfs/stacked.rs` unless noted):
 //! - `lookup`: `lookup_one_len_unlocked()` in the real parent;
@@ -11,7 +12,14 @@
 //! - `get_link`: `vfs_get_link()` on the real dentry;
 //! - directory `open`: `dentry_open()` of the real directory (the real file
 //!   keeps these credentials for its lifetime);
-//! - `iterate_shared`: `iterate_dir()` on the real directory.
+//! - `iterate_shared`: `iterate_dir()` on the real directory;
+//! - `permission`: `inode_permission()` of the real inode, after the check
+//!   of the shiftfs inode with the caller's own credentials;
+//! - `setattr`: `notify_change()` on the real dentry;
+//! - file `open`: `backing_file_open()`, which keeps these credentials in
+//!   the real file; `read_iter`, `write_iter`, `splice_read` and `mmap` go
+//!   through the backing-file helpers with them;
+//! - `fsync`: `vfs_fsync_range()` on the real file.
 //!
 //! Not overridden: `statfs` (`vfs_statfs()` reads no file), `llseek` of the
 //! real directory file, and dropping references.
@@ -20,16 +28,16 @@ use crate::{
     shift::Shift,
     super_::SbInfo,
     vfs::{
-        cred::{current_fsids, Override},
+        cred::{current_fsids, Credential},
         errno::eoverflow,
         super_block::SuperBlock,
     },
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, types::ARef};
 
-/// Overrides the calling task's credentials for a call into the real
-/// filesystem of `sb`, until the guard is dropped.
-pub(crate) fn enter(sb: &SuperBlock, info: &SbInfo) -> Result<Override> {
+/// The credentials for calls into the real filesystem of `sb` on behalf of
+/// the calling task.
+pub(crate) fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
     let shift = Shift {
         real: info.real.super_block().user_ns(),
         shifted: sb.user_ns(),
@@ -37,6 +45,5 @@ pub(crate) fn enter(sb: &SuperBlock, info: &SbInfo) -> Result<Override> {
     let (fsuid, fsgid) = current_fsids();
     let fsuid = shift.uid_down(fsuid).ok_or_else(eoverflow)?;
     let fsgid = shift.gid_down(fsgid).ok_or_else(eoverflow)?;
-    let creds = info.creator.with_fsids(fsuid, fsgid)?;
-    Ok(creds.override_current())
+    info.creator.with_fsids(fsuid, fsgid)
 }

@@ -10,7 +10,6 @@ use crate::{
     vfs::{
         bindings::CAP_SYS_RESOURCE,
         cred::Credential,
-        cred::Override,
         fs_context::{self, FsContext, Parameter},
         fs_type::{FileSystem, FS_USERNS_MOUNT},
         param::{self, Spec},
@@ -47,7 +46,7 @@ impl FileSystem for Shiftfs {
         let info = sb.info();
         // Nothing executes or gains privileges through a mark.
         let flags = if info.mark { SB_NOSUID | SB_NOEXEC } else { 0 };
-        sb.set_params(info.depth, info.real.super_block().max_bytes(), flags);
+        sb.set_params(info.depth, info.real.super_block(), flags);
         let root = crate::inode::get(sb.super_block(), info.real.inode())?;
         sb.set_root(root, info.real.dentry())
     }
@@ -56,8 +55,8 @@ impl FileSystem for Shiftfs {
         &info.real
     }
 
-    fn enter(sb: &SuperBlock, info: &SbInfo) -> Result<Override> {
-        crate::cred::enter(sb, info)
+    fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
+        crate::cred::creds(sb, info)
     }
 
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid) {
@@ -66,6 +65,19 @@ impl FileSystem for Shiftfs {
             shifted: sb.user_ns(),
         };
         (shift.uid_up(uid), shift.gid_up(gid))
+    }
+
+    fn shift_ids_down(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        uid: Kuid,
+        gid: Kgid,
+    ) -> Option<(Kuid, Kgid)> {
+        let shift = Shift {
+            real: real_sb.user_ns(),
+            shifted: sb.user_ns(),
+        };
+        Some((shift.uid_down(uid)?, shift.gid_down(gid)?))
     }
 
     fn show_options(info: &SbInfo) -> &'static CStr {

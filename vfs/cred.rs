@@ -116,6 +116,10 @@ impl Credential {
         Override { old }
     }
 
+    pub(crate) fn as_raw(&self) -> *const bindings::cred {
+        self.0.get()
+    }
+
     /// Whether `cap` is in the effective set.
     #[cfg(shiftfs_kunit)]
     pub(crate) fn has_effective_cap(&self, cap: u32) -> bool {

@@ -4,14 +4,19 @@
 
 use super::{
     bindings,
-    cred::Override,
+    cred::{Credential, Override},
     fs_context, param,
     path::Path,
     super_block::{self, NewSuperBlock, SuperBlock},
     user_ns::{Kgid, Kuid},
 };
 use core::{marker::PhantomData, mem::MaybeUninit};
-use kernel::{error::to_result, prelude::*, str::CStr, types::Opaque};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    str::CStr,
+    types::{ARef, Opaque},
+};
 
 /// A filesystem implemented in Rust.
 pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
@@ -31,12 +36,25 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result;
     /// The real directory a superblock stands on.
     fn real_root(info: &Self::SbInfo) -> &Path;
-    /// Overrides the calling task's credentials for a call into the real
-    /// filesystem, until the guard is dropped.
-    fn enter(sb: &SuperBlock, info: &Self::SbInfo) -> Result<Override>;
+    /// The credentials for calls into the real filesystem on behalf of the
+    /// calling task.
+    fn creds(sb: &SuperBlock, info: &Self::SbInfo) -> Result<ARef<Credential>>;
+    /// Overrides the calling task's credentials with [`Self::creds`] until
+    /// the guard is dropped.
+    fn enter(sb: &SuperBlock, info: &Self::SbInfo) -> Result<Override> {
+        Ok(Self::creds(sb, info)?.override_current())
+    }
     /// The owner and group a stacked inode of `sb` shows for a real inode
     /// of `real_sb` owned by `uid`/`gid`.
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid);
+    /// The real owner and group to write for `uid`/`gid` set through `sb`,
+    /// if the real filesystem can hold them.
+    fn shift_ids_down(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        uid: Kuid,
+        gid: Kgid,
+    ) -> Option<(Kuid, Kgid)>;
     /// Options for /proc/mounts, each with a leading comma.
     fn show_options(info: &Self::SbInfo) -> &'static CStr;
 }

@@ -50,6 +50,41 @@ kgid_t shiftfs_current_fsgid(void)
 	return current_fsgid();
 }
 
+loff_t shiftfs_i_size_read(const struct inode *inode)
+{
+	return i_size_read(inode);
+}
+
+void shiftfs_i_size_write(struct inode *inode, loff_t size)
+{
+	i_size_write(inode, size);
+}
+
+void shiftfs_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+void shiftfs_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
+}
+
+void shiftfs_spin_lock(spinlock_t *lock)
+{
+	spin_lock(lock);
+}
+
+void shiftfs_spin_unlock(spinlock_t *lock)
+{
+	spin_unlock(lock);
+}
+
+int shiftfs_iocb_flags(struct file *file)
+{
+	return iocb_flags(file);
+}
+
 bool shiftfs_d_is_dir(const struct dentry *dentry)
 {
 	return d_is_dir(dentry);

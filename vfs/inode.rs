@@ -82,26 +82,57 @@ impl NewInode<'_> {
 
     /// Copies the attributes of `real`, with owner and group as given.
     pub(crate) fn copy_attrs(&self, real: &Inode, uid: Kuid, gid: Kgid) {
-        let (dst, src) = (self.0.as_raw(), real.as_raw());
-        // SAFETY: `dst` is new and locked, so nobody else reads or writes
-        // it; `src` is live and these are plain reads of its fields, as
-        // overlayfs makes them.
-        unsafe {
-            (*dst).i_ino = (*src).i_ino;
-            (*dst).i_mode = (*src).i_mode;
-            (*dst).i_uid.val = uid.0;
-            (*dst).i_gid.val = gid.0;
-            (*dst).i_rdev = (*src).i_rdev;
-            (*dst).i_size = (*src).i_size;
-            (*dst).i_blocks = (*src).i_blocks;
-            (*dst).i_atime_sec = (*src).i_atime_sec;
-            (*dst).i_atime_nsec = (*src).i_atime_nsec;
-            (*dst).i_mtime_sec = (*src).i_mtime_sec;
-            (*dst).i_mtime_nsec = (*src).i_mtime_nsec;
-            (*dst).i_ctime_sec = (*src).i_ctime_sec;
-            (*dst).i_ctime_nsec = (*src).i_ctime_nsec;
-            bindings::set_nlink(dst, (*src).__bindgen_anon_1.i_nlink);
-        }
+        // SAFETY: the inode is new and locked: nobody else uses it.
+        unsafe { copy_attrs(self.0.as_raw(), real, uid, gid) }
+    }
+}
+
+/// Copies the attributes of `real` into `dst`, with owner and group as given.
+///
+/// # Safety
+///
+/// `dst` must be a live inode that is new (`I_NEW`) or whose lock
+/// (`i_rwsem`) the caller holds.
+pub(crate) unsafe fn copy_attrs(dst: *mut bindings::inode, real: &Inode, uid: Kuid, gid: Kgid) {
+    let src = real.as_raw();
+    // SAFETY: per the contract nobody else writes `dst`; `src` is live and
+    // these are plain reads of its fields, as overlayfs makes them.
+    unsafe {
+        (*dst).i_ino = (*src).i_ino;
+        (*dst).i_mode = (*src).i_mode;
+        (*dst).i_uid.val = uid.0;
+        (*dst).i_gid.val = gid.0;
+        (*dst).i_rdev = (*src).i_rdev;
+        bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
+        (*dst).i_blocks = (*src).i_blocks;
+        (*dst).i_atime_sec = (*src).i_atime_sec;
+        (*dst).i_atime_nsec = (*src).i_atime_nsec;
+        (*dst).i_mtime_sec = (*src).i_mtime_sec;
+        (*dst).i_mtime_nsec = (*src).i_mtime_nsec;
+        (*dst).i_ctime_sec = (*src).i_ctime_sec;
+        (*dst).i_ctime_nsec = (*src).i_ctime_nsec;
+        bindings::set_nlink(dst, (*src).__bindgen_anon_1.i_nlink);
+    }
+}
+
+/// Copies size and times of `real` into `dst` (after a write).
+///
+/// # Safety
+///
+/// `dst` must be a live inode; the fields are written as overlayfs writes
+/// them after I/O, without the inode lock.
+pub(crate) unsafe fn copy_size_times(dst: *mut bindings::inode, real: &Inode) {
+    let src = real.as_raw();
+    // SAFETY: per the contract; `src` is live.
+    unsafe {
+        bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
+        (*dst).i_blocks = (*src).i_blocks;
+        (*dst).i_atime_sec = (*src).i_atime_sec;
+        (*dst).i_atime_nsec = (*src).i_atime_nsec;
+        (*dst).i_mtime_sec = (*src).i_mtime_sec;
+        (*dst).i_mtime_nsec = (*src).i_mtime_nsec;
+        (*dst).i_ctime_sec = (*src).i_ctime_sec;
+        (*dst).i_ctime_nsec = (*src).i_ctime_nsec;
     }
 }
 

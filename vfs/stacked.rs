@@ -134,11 +134,15 @@ impl<T: FileSystem> Tables<T> {
     const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
         lookup: Some(lookup::<T>),
         getattr: Some(getattr::<T>),
+        setattr: Some(setattr::<T>),
+        permission: Some(permission::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
     const FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
         getattr: Some(getattr::<T>),
+        setattr: Some(setattr::<T>),
+        permission: Some(permission::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
@@ -158,7 +162,14 @@ impl<T: FileSystem> Tables<T> {
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
     const FILE_FOPS: bindings::file_operations = bindings::file_operations {
-        open: Some(file_open),
+        open: Some(file_open::<T>),
+        release: Some(file_release),
+        read_iter: Some(read_iter),
+        write_iter: Some(write_iter),
+        splice_read: Some(splice_read),
+        llseek: Some(file_llseek),
+        fsync: Some(fsync),
+        mmap: Some(mmap),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
@@ -406,11 +417,357 @@ unsafe extern "C" fn dir_llseek(file: *mut bindings::file, offset: i64, whence: 
     }
 }
 
-/// `open` of a regular file: reading and writing through shiftfs come next.
+/// `permission`: first the shiftfs inode, with the caller's credentials in
+/// its namespace; then the real inode, with the overridden credentials.
 ///
 /// # Safety
 ///
-/// Called by the VFS; touches nothing.
-unsafe extern "C" fn file_open(_inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
-    super::errno::eopnotsupp().to_errno()
+/// Called by the VFS with a live inode of `T`.
+unsafe extern "C" fn permission<T: FileSystem>(
+    idmap: *mut bindings::mnt_idmap,
+    inode: *mut bindings::inode,
+    mask: c_int,
+) -> c_int {
+    // SAFETY: per the contract.
+    let err = unsafe { bindings::generic_permission(idmap, inode, mask) };
+    if err != 0 {
+        return err;
+    }
+    if mask & bindings::MAY_NOT_BLOCK as c_int != 0 {
+        // Overriding credentials may sleep: not in an RCU walk.
+        return ECHILD.to_errno();
+    }
+    from_result(|| {
+        // SAFETY: per the contract; a stacked inode holds its real inode.
+        let (sb, info) = unsafe { sb_info::<T>((*inode).i_sb) };
+        let _creds = T::enter(sb, info)?;
+        // SAFETY: as above.
+        to_result(unsafe {
+            bindings::inode_permission(
+                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                (*inode).i_private.cast(),
+                mask,
+            )
+        })?;
+        Ok(0)
+    })
+}
+
+/// `setattr`: checked against the shiftfs inode, applied to the real one
+/// with owner and group shifted down, then copied back up.
+///
+/// # Safety
+///
+/// Called by the VFS with a live dentry of `T` whose inode it has locked.
+unsafe extern "C" fn setattr<T: FileSystem>(
+    idmap: *mut bindings::mnt_idmap,
+    d: *mut bindings::dentry,
+    attr: *mut bindings::iattr,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract.
+        to_result(unsafe { bindings::setattr_prepare(idmap, d, attr) })?;
+        // SAFETY: per the contract; `attr` is the caller's, read only here.
+        let ((sb, info), real, mut a) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d), *attr) };
+        let real_inode = real.inode().ok_or(kernel::error::code::ENOENT)?;
+        // The real filesystem must not see the shiftfs file, nor change a
+        // mode that killing set-id bits already accounts for.
+        a.ia_valid &= !bindings::ATTR_FILE;
+        if a.ia_valid & (bindings::ATTR_KILL_SUID | bindings::ATTR_KILL_SGID) != 0 {
+            a.ia_valid &= !bindings::ATTR_MODE;
+        }
+        if a.ia_valid & (bindings::ATTR_UID | bindings::ATTR_GID) != 0 {
+            // SAFETY: the union holds kernel ids on a mount without idmapping,
+            // which is all shiftfs allows.
+            let (uid, gid) =
+                unsafe { (a.__bindgen_anon_1.ia_uid.val, a.__bindgen_anon_2.ia_gid.val) };
+            let (uid, gid) = T::shift_ids_down(sb, real_inode.super_block(), Kuid(uid), Kgid(gid))
+                .ok_or(kernel::error::code::EINVAL)?;
+            a.__bindgen_anon_1.ia_uid.val = uid.0;
+            a.__bindgen_anon_2.ia_gid.val = gid.0;
+        }
+        {
+            let _creds = T::enter(sb, info)?;
+            // SAFETY: `real` is live; `notify_change` wants its inode locked.
+            let err = unsafe {
+                bindings::shiftfs_inode_lock(real_inode.as_raw());
+                let err = bindings::notify_change(
+                    core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                    real.as_raw(),
+                    &mut a,
+                    core::ptr::null_mut(),
+                );
+                bindings::shiftfs_inode_unlock(real_inode.as_raw());
+                err
+            };
+            to_result(err)?;
+        }
+        let (uid, gid) = T::shift_ids(
+            sb,
+            real_inode.super_block(),
+            real_inode.uid(),
+            real_inode.gid(),
+        );
+        // SAFETY: the VFS holds the shiftfs inode's lock.
+        unsafe { super::inode::copy_attrs((*d).d_inode, real_inode, uid, gid) };
+        Ok(0)
+    })
+}
+
+/// The real file of an open shiftfs file.
+///
+/// # Safety
+///
+/// `file` must be a shiftfs file opened by `file_open` or `dir_open`.
+unsafe fn real_file(file: *mut bindings::file) -> *mut bindings::file {
+    // SAFETY: per the contract.
+    unsafe { (*file).private_data.cast() }
+}
+
+/// Flags `fcntl(F_SETFL)` may change.
+const SETFL_MASK: u32 =
+    bindings::O_APPEND | bindings::O_NONBLOCK | bindings::O_NDELAY | bindings::O_DIRECT;
+
+/// Carries `fcntl(F_SETFL)` changes of `file` over to its real file.
+///
+/// # Safety
+///
+/// As for [`real_file`].
+unsafe fn sync_flags(file: *mut bindings::file) -> Result {
+    // SAFETY: per the contract; `f_flags` is read as `fcntl` writes it.
+    unsafe {
+        let real = real_file(file);
+        let flags = (*file).f_flags & SETFL_MASK;
+        if ((*real).f_flags & SETFL_MASK) == flags {
+            return Ok(());
+        }
+        if flags & bindings::O_DIRECT != 0
+            && (*real).f_mode & bindings::SHIFTFS_FMODE_CAN_ODIRECT == 0
+        {
+            return Err(kernel::error::code::EINVAL);
+        }
+        bindings::shiftfs_spin_lock(&mut (*real).f_lock);
+        (*real).f_flags = ((*real).f_flags & !SETFL_MASK) | flags;
+        (*real).f_iocb_flags = bindings::shiftfs_iocb_flags(real) as _;
+        bindings::shiftfs_spin_unlock(&mut (*real).f_lock);
+    }
+    Ok(())
+}
+
+/// The backing-file context for I/O on `file`: the credentials it was
+/// opened with, and callbacks that bring the real inode's times and size
+/// up after access and writes.
+///
+/// # Safety
+///
+/// As for [`real_file`].
+unsafe fn io_ctx(file: *mut bindings::file) -> bindings::backing_file_ctx {
+    bindings::backing_file_ctx {
+        // SAFETY: per the contract; the real file keeps its credentials.
+        cred: unsafe { (*real_file(file)).f_cred },
+        user_file: file,
+        accessed: Some(file_accessed),
+        end_write: Some(file_end_write),
+    }
+}
+
+/// `backing_file_ctx::accessed` and `end_write`: copy size and times up.
+///
+/// # Safety
+///
+/// Called by the backing-file helpers with a shiftfs file.
+unsafe extern "C" fn file_accessed(file: *mut bindings::file) {
+    // SAFETY: per the contract; a stacked inode holds its real inode.
+    unsafe {
+        let inode = (*file).f_inode;
+        super::inode::copy_size_times(inode, Inode::from_raw((*inode).i_private.cast()));
+    }
+}
+
+/// See [`file_accessed`].
+///
+/// # Safety
+///
+/// As for [`file_accessed`].
+unsafe extern "C" fn file_end_write(file: *mut bindings::file, _pos: i64, _ret: isize) {
+    // SAFETY: per the contract.
+    unsafe { file_accessed(file) };
+}
+
+/// `open` of a regular file: the real inode must allow it to the overridden
+/// credentials; the real file is opened as a backing file with them.
+///
+/// # Safety
+///
+/// Called by the VFS with a regular file of `T` being opened.
+unsafe extern "C" fn file_open<T: FileSystem>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract.
+        let (d, flags) = unsafe { ((*file).f_path.dentry, (*file).f_flags) };
+        // SAFETY: as above.
+        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_path::<T>(d)) };
+        let creds = T::creds(sb, info)?;
+        let _as = creds.override_current();
+        let mut access = match flags & bindings::O_ACCMODE {
+            0 => bindings::MAY_READ,
+            1 => bindings::MAY_WRITE,
+            _ => bindings::MAY_READ | bindings::MAY_WRITE,
+        };
+        if flags & bindings::O_APPEND != 0 {
+            access |= bindings::MAY_APPEND;
+        }
+        // SAFETY: `real` is a live path of a positive dentry.
+        to_result(unsafe {
+            bindings::inode_permission(
+                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                (*real.dentry).d_inode,
+                (bindings::MAY_OPEN | access) as c_int,
+            )
+        })?;
+        // SAFETY: `file` is being opened; the backing file takes its own
+        // references to `real` and `creds`; `release` drops it.
+        let rf = kernel::error::from_err_ptr(unsafe {
+            bindings::backing_file_open(file, flags as c_int, &real, creds.as_raw())
+        })?;
+        // SAFETY: as above.
+        unsafe { (*file).private_data = rf.cast() };
+        Ok(0)
+    })
+}
+
+/// `release` of a regular file: close the real one.
+///
+/// # Safety
+///
+/// Called by the VFS once, for a file opened by `file_open`.
+unsafe extern "C" fn file_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { bindings::fput(real_file(file)) };
+    0
+}
+
+/// `read_iter`, through the real file.
+///
+/// # Safety
+///
+/// Called by the VFS with an I/O request on a file opened by `file_open`.
+unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: per the contract.
+    unsafe {
+        let file = (*iocb).ki_filp;
+        if let Err(e) = sync_flags(file) {
+            return e.to_errno() as isize;
+        }
+        let mut ctx = io_ctx(file);
+        bindings::backing_file_read_iter(real_file(file), iter, iocb, (*iocb).ki_flags, &mut ctx)
+    }
+}
+
+/// `write_iter`, through the real file, serialised on the shiftfs inode.
+///
+/// # Safety
+///
+/// Called by the VFS with an I/O request on a file opened by `file_open`.
+unsafe extern "C" fn write_iter(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: per the contract.
+    unsafe {
+        let file = (*iocb).ki_filp;
+        if let Err(e) = sync_flags(file) {
+            return e.to_errno() as isize;
+        }
+        let inode = (*file).f_inode;
+        let mut ctx = io_ctx(file);
+        bindings::shiftfs_inode_lock(inode);
+        let ret = bindings::backing_file_write_iter(
+            real_file(file),
+            iter,
+            iocb,
+            (*iocb).ki_flags,
+            &mut ctx,
+        );
+        bindings::shiftfs_inode_unlock(inode);
+        ret
+    }
+}
+
+/// `splice_read`, from the real file.
+///
+/// # Safety
+///
+/// Called by the VFS with a file opened by `file_open`.
+unsafe extern "C" fn splice_read(
+    file: *mut bindings::file,
+    ppos: *mut i64,
+    pipe: *mut bindings::pipe_inode_info,
+    len: usize,
+    flags: c_uint,
+) -> isize {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut ctx = io_ctx(file);
+        bindings::backing_file_splice_read(real_file(file), ppos, pipe, len, flags, &mut ctx)
+    }
+}
+
+/// `mmap`: map the real file.
+///
+/// # Safety
+///
+/// Called by the VFS with a file opened by `file_open`.
+unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut ctx = io_ctx(file);
+        bindings::backing_file_mmap(real_file(file), vma, &mut ctx)
+    }
+}
+
+/// `llseek`: seek the real file (SEEK_DATA and SEEK_HOLE included) from the
+/// shiftfs file's position, under the shiftfs inode's lock.
+///
+/// # Safety
+///
+/// Called by the VFS with a file opened by `file_open`.
+unsafe extern "C" fn file_llseek(file: *mut bindings::file, offset: i64, whence: c_int) -> i64 {
+    // SAFETY: per the contract.
+    unsafe {
+        let (inode, real) = ((*file).f_inode, real_file(file));
+        bindings::shiftfs_inode_lock(inode);
+        (*real).f_pos = (*file).f_pos;
+        let pos = bindings::vfs_llseek(real, offset, whence);
+        (*file).f_pos = (*real).f_pos;
+        bindings::shiftfs_inode_unlock(inode);
+        pos
+    }
+}
+
+/// `fsync`, of the real file with its credentials.
+///
+/// # Safety
+///
+/// Called by the VFS with a file opened by `file_open`.
+unsafe extern "C" fn fsync(
+    file: *mut bindings::file,
+    start: i64,
+    end: i64,
+    datasync: c_int,
+) -> c_int {
+    // SAFETY: per the contract; the real file keeps the credentials it was
+    // opened with, and `override_creds` takes a reference of its own.
+    unsafe {
+        let real = real_file(file);
+        let old = bindings::override_creds((*real).f_cred);
+        let ret = bindings::vfs_fsync_range(real, start, end, datasync);
+        bindings::revert_creds(old);
+        ret
+    }
 }

@@ -52,12 +52,6 @@ impl SuperBlock {
         unsafe { (*self.as_raw()).s_stack_depth }
     }
 
-    /// The largest file size (`s_maxbytes`).
-    pub(crate) fn max_bytes(&self) -> i64 {
-        // SAFETY: as for `stack_depth`.
-        unsafe { (*self.as_raw()).s_maxbytes }
-    }
-
     /// Whether this superblock is of filesystem type `ty`.
     pub(crate) fn is_of_type(&self, ty: &fs_type::Type) -> bool {
         // SAFETY: `s_type` never changes.
@@ -92,15 +86,21 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
         self.info
     }
 
-    /// Sets the stacking depth, magic number, maximum file size and the
-    /// operations of stacked inodes, and adds `SB_*` flags.
-    pub(crate) fn set_params(&self, depth: i32, max_bytes: i64, flags: usize) {
-        let raw = self.sb.as_raw();
+    /// Sets the stacking depth, magic number and operations, takes the
+    /// maximum file size and timestamp granularity and range of the real
+    /// superblock (the VFS truncates timestamps to ours), and adds `SB_*`
+    /// flags.
+    pub(crate) fn set_params(&self, depth: i32, real: &SuperBlock, flags: usize) {
+        let (raw, real) = (self.sb.as_raw(), real.as_raw());
         // SAFETY: the superblock is new and locked; nobody else uses it yet.
+        // The real one's fields are constant once it is mounted.
         unsafe {
             (*raw).s_stack_depth = depth;
             (*raw).s_magic = T::MAGIC;
-            (*raw).s_maxbytes = max_bytes;
+            (*raw).s_maxbytes = (*real).s_maxbytes;
+            (*raw).s_time_gran = (*real).s_time_gran;
+            (*raw).s_time_min = (*real).s_time_min;
+            (*raw).s_time_max = (*real).s_time_max;
             (*raw).s_flags |= flags;
             (*raw).s_op = &Ops::<T>::TABLE;
             (*raw).s_d_op = super::stacked::dentry_ops::<T>();

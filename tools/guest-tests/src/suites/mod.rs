@@ -3,6 +3,7 @@
 use crate::harness::Test;
 
 pub mod foundation;
+pub mod io;
 pub mod kernel_log;
 pub mod mark;
 pub mod mount_checks;
@@ -14,6 +15,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("mount_checks", mount_checks::TESTS),
     ("mark", mark::TESTS),
     ("shift", shift::TESTS),
+    ("io", io::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];

@@ -1,0 +1,350 @@
+//! File I/O and attribute changes through a shifting mount, from a real
+//! container (0:100000:65536), checked byte for byte and id for id against
+//! what the host sees on disk.
+
+use crate::{
+    container, ensure, ensure_eq,
+    harness::{Context, Outcome},
+    sys::{self, FS_NAME},
+    tests, Env,
+};
+use rustix::{
+    fs::{self as rfs, stat, Mode, OFlags, SeekFrom, Timespec, Timestamps, UTIME_NOW},
+    io::Errno,
+    mount::{mount, unmount, MountFlags, UnmountFlags},
+};
+use std::{
+    io::{Read, Seek, Write},
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+pub const TESTS: &[crate::harness::Test] = tests![
+    load,
+    host_prepares_and_marks,
+    container_reads_what_the_host_wrote,
+    host_reads_what_the_container_wrote,
+    append_and_setfl_reach_the_real_file,
+    sparse_file_and_seek_hole,
+    shared_mmap_is_coherent_with_read,
+    fsync_and_fdatasync,
+    chmod_chown_seen_on_disk,
+    chown_to_an_id_the_container_cannot_map_is_einval,
+    truncate_and_utimes_seen_on_disk,
+    permission_follows_the_shifted_owner,
+    host_unmarks,
+    unload,
+];
+
+fn real(env: &Env) -> PathBuf {
+    env.scratch.join("io-real")
+}
+
+fn marked(env: &Env) -> PathBuf {
+    env.scratch.join("io-mark")
+}
+
+fn target(env: &Env) -> PathBuf {
+    env.scratch.join("io-target")
+}
+
+fn load(env: &Env) -> Outcome {
+    sys::load_module(&env.module)
+}
+
+fn unload(_: &Env) -> Outcome {
+    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
+}
+
+/// Bytes that show an off-by-one or a torn write.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn host_prepares_and_marks(env: &Env) -> Outcome {
+    let r = real(env);
+    for d in [r.clone(), marked(env), target(env)] {
+        std::fs::create_dir_all(d).ctx("mkdir")?;
+    }
+    for name in [
+        "host-written",
+        "container-written",
+        "append",
+        "mapped",
+        "attrs",
+        "private",
+    ] {
+        let f = r.join(name);
+        std::fs::write(&f, pattern(100_000, 7)).ctx("create")?;
+        std::os::unix::fs::chown(&f, Some(1000), Some(1000)).ctx("chown")?;
+    }
+    std::fs::set_permissions(r.join("private"), std::fs::Permissions::from_mode(0o600))
+        .ctx("chmod private")?;
+    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")
+}
+
+fn in_shifted(env: &Env, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
+    let (src, dst) = (marked(env), target(env));
+    container::run(move || {
+        mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+        f(&dst)
+    })
+}
+
+fn container_reads_what_the_host_wrote(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let data = std::fs::read(t.join("host-written")).ctx("read")?;
+        ensure!(
+            data == pattern(100_000, 7),
+            "contents differ ({} bytes)",
+            data.len()
+        );
+        Ok(())
+    })
+}
+
+fn host_reads_what_the_container_wrote(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(t.join("container-written"))
+            .ctx("open for writing")?;
+        f.seek(std::io::SeekFrom::Start(4096 - 3)).ctx("seek")?;
+        f.write_all(&pattern(70_001, 99)).ctx("write")?;
+        Ok(())
+    })?;
+    let data = std::fs::read(real(env).join("container-written")).ctx("read on host")?;
+    let mut want = pattern(100_000, 7);
+    want[4093..4093 + 70_001].copy_from_slice(&pattern(70_001, 99));
+    ensure!(data == want, "bytes on disk differ");
+    let md = std::fs::metadata(real(env).join("container-written")).ctx("stat")?;
+    ensure_eq!(
+        (md.uid(), md.gid()),
+        (1000, 1000),
+        "on-disk owner after write"
+    );
+    Ok(())
+}
+
+fn append_and_setfl_reach_the_real_file(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let path = t.join("append");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .ctx("open O_APPEND")?;
+        f.write_all(b"one").ctx("append")?;
+        drop(f);
+        // A file opened without O_APPEND, then switched with F_SETFL.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .ctx("open")?;
+        rfs::fcntl_setfl(&f, OFlags::APPEND).ctx("F_SETFL O_APPEND")?;
+        rustix::io::write(&f, b"two").ctx("write after F_SETFL")?;
+        let size = stat(&path).ctx("stat")?.st_size;
+        ensure_eq!(size, 100_006, "size after two appends");
+        Ok(())
+    })?;
+    let data = std::fs::read(real(env).join("append")).ctx("read on host")?;
+    ensure_eq!(&data[100_000..], b"onetwo", "appended bytes on disk");
+    Ok(())
+}
+
+fn sparse_file_and_seek_hole(env: &Env) -> Outcome {
+    let sparse = real(env).join("sparse");
+    {
+        let f = std::fs::File::create(&sparse).ctx("create sparse")?;
+        rustix::io::pwrite(&f, b"data", 1 << 20).ctx("pwrite at 1 MiB")?;
+    }
+    in_shifted(env, |t| {
+        let f = std::fs::File::open(t.join("sparse")).ctx("open")?;
+        let data = rfs::seek(&f, SeekFrom::Data(0)).ctx("SEEK_DATA")?;
+        ensure_eq!(data, 1 << 20, "first data");
+        let hole = rfs::seek(&f, SeekFrom::Hole(0)).ctx("SEEK_HOLE")?;
+        ensure_eq!(hole, 0, "first hole");
+        let mut buf = [1u8; 8];
+        let n = rustix::io::pread(&f, &mut buf, 4096).ctx("pread in the hole")?;
+        ensure_eq!((n, buf), (8, [0u8; 8]), "bytes in the hole");
+        let mut tail = Vec::new();
+        let mut f = f;
+        f.seek(std::io::SeekFrom::Start(1 << 20)).ctx("seek")?;
+        f.read_to_end(&mut tail).ctx("read tail")?;
+        ensure_eq!(tail, b"data".to_vec(), "data after the hole");
+        Ok(())
+    })
+}
+
+fn shared_mmap_is_coherent_with_read(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let path = t.join("mapped");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .ctx("open")?;
+        // SAFETY: a fresh shared mapping of a file we hold open, unmapped below.
+        let p = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                8192,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &f,
+                0,
+            )
+        }
+        .ctx("mmap shared")?;
+        // SAFETY: the mapping is 8192 bytes long and writable.
+        unsafe { core::ptr::copy_nonoverlapping(b"MAPPED".as_ptr(), p.cast::<u8>().add(100), 6) };
+        let mut buf = [0u8; 6];
+        rustix::io::pread(&f, &mut buf, 100).ctx("pread")?;
+        // SAFETY: unmapping what we mapped.
+        unsafe { rustix::mm::munmap(p, 8192) }.ctx("munmap")?;
+        ensure_eq!(
+            &buf,
+            b"MAPPED",
+            "read() after a store to the shared mapping"
+        );
+        Ok(())
+    })?;
+    let data = std::fs::read(real(env).join("mapped")).ctx("read on host")?;
+    ensure_eq!(&data[100..106], b"MAPPED", "bytes on disk");
+    Ok(())
+}
+
+fn fsync_and_fdatasync(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(t.join("attrs"))
+            .ctx("open")?;
+        f.sync_all().ctx("fsync")?;
+        f.sync_data().ctx("fdatasync")
+    })
+}
+
+fn chmod_chown_seen_on_disk(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let p = t.join("attrs");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).ctx("chmod")?;
+        std::os::unix::fs::chown(&p, Some(2000), Some(3000)).ctx("chown 2000:3000")?;
+        let st = stat(&p).ctx("stat")?;
+        ensure_eq!(
+            (st.st_uid, st.st_gid, st.st_mode & 0o7777),
+            (2000, 3000, 0o640),
+            "in container"
+        );
+        Ok(())
+    })?;
+    let md = std::fs::metadata(real(env).join("attrs")).ctx("stat on host")?;
+    ensure_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o7777),
+        (2000, 3000, 0o640),
+        "on disk"
+    );
+    Ok(())
+}
+
+fn chown_to_an_id_the_container_cannot_map_is_einval(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let res = rfs::chown(t.join("attrs"), Some(rfs::Uid::from_raw(70_000)), None);
+        ensure_eq!(res, Err(Errno::INVAL), "chown to 70000 in the container");
+        Ok(())
+    })
+}
+
+fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
+    in_shifted(env, |t| {
+        let p = t.join("attrs");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .ctx("open")?
+            .set_len(12_345)
+            .ctx("truncate")?;
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 1_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: Timespec {
+                tv_sec: 2_000_000,
+                tv_nsec: 500,
+            },
+        };
+        rfs::utimensat(rfs::CWD, &p, &times, rfs::AtFlags::empty()).ctx("utimensat")?;
+        Ok(())
+    })?;
+    let st = stat(real(env).join("attrs")).ctx("stat on host")?;
+    ensure_eq!(st.st_size, 12_345, "size on disk");
+    ensure_eq!(
+        (st.st_mtime, st.st_mtime_nsec),
+        (2_000_000, 500),
+        "mtime on disk"
+    );
+    ensure_eq!(st.st_atime, 1_000_000, "atime on disk");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    in_shifted(env, |t| {
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        };
+        let times = Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        rfs::utimensat(rfs::CWD, t.join("attrs"), &times, rfs::AtFlags::empty()).ctx("UTIME_NOW")
+    })?;
+    let st = stat(real(env).join("attrs")).ctx("stat on host")?;
+    ensure!(
+        st.st_mtime >= before,
+        "UTIME_NOW mtime {} < {before}",
+        st.st_mtime
+    );
+    Ok(())
+}
+
+fn permission_follows_the_shifted_owner(env: &Env) -> Outcome {
+    // "private" is 0600, owned by on-disk 1000: container uid 1000 may read
+    // it, container uid 2000 may not.
+    in_shifted(env, |t| {
+        let p = t.join("private");
+        rustix::thread::set_thread_res_gid(
+            rfs::Gid::from_raw(1000),
+            rfs::Gid::from_raw(1000),
+            rfs::Gid::from_raw(1000),
+        )
+        .ctx("setresgid 1000")?;
+        rustix::thread::set_thread_res_uid(
+            rfs::Uid::from_raw(1000),
+            rfs::Uid::from_raw(1000),
+            rfs::Uid::from_raw(1000),
+        )
+        .ctx("setresuid 1000")?;
+        let owner = rfs::open(&p, OFlags::RDONLY, Mode::empty()).map(|_| ());
+        ensure_eq!(owner, Ok(()), "open by its owner");
+        Ok(())
+    })?;
+    in_shifted(env, |t| {
+        let p = t.join("private");
+        rustix::thread::set_thread_res_uid(
+            rfs::Uid::from_raw(2000),
+            rfs::Uid::from_raw(2000),
+            rfs::Uid::from_raw(2000),
+        )
+        .ctx("setresuid 2000")?;
+        let other = rfs::open(&p, OFlags::RDONLY, Mode::empty()).map(|_| ());
+        ensure_eq!(other, Err(Errno::ACCESS), "open by another user");
+        Ok(())
+    })
+}
+
+fn host_unmarks(env: &Env) -> Outcome {
+    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+}
