@@ -477,10 +477,12 @@ unsafe extern "C" fn setattr<T: FileSystem>(
             a.ia_valid &= !bindings::ATTR_MODE;
         }
         if a.ia_valid & (bindings::ATTR_UID | bindings::ATTR_GID) != 0 {
+            let ids = &a;
             // SAFETY: the union holds kernel ids on a mount without idmapping,
             // which is all shiftfs allows.
-            let (uid, gid) =
-                unsafe { (a.__bindgen_anon_1.ia_uid.val, a.__bindgen_anon_2.ia_gid.val) };
+            let uid = unsafe { ids.__bindgen_anon_1.ia_uid.val };
+            // SAFETY: as above.
+            let gid = unsafe { ids.__bindgen_anon_2.ia_gid.val };
             let (uid, gid) = T::shift_ids_down(sb, real_inode.super_block(), Kuid(uid), Kgid(gid))
                 .ok_or(kernel::error::code::EINVAL)?;
             a.__bindgen_anon_1.ia_uid.val = uid.0;
