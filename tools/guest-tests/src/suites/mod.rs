@@ -7,6 +7,7 @@ pub mod io;
 pub mod kernel_log;
 pub mod mark;
 pub mod mount_checks;
+pub mod notify;
 pub mod shift;
 
 /// Every suite, in the order `all` runs them.
@@ -16,6 +17,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("mark", mark::TESTS),
     ("shift", shift::TESTS),
     ("io", io::TESTS),
+    ("notify", notify::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];

@@ -1,0 +1,250 @@
+//! inotify and fanotify on shiftfs, as LTP's inotify07/08/09 check them:
+//! watches keep reporting after the dentry cache is dropped (one shiftfs
+//! inode per real inode), events carry names, changes made on the real path
+//! do not show on the shiftfs watch, and watches come and go under writes.
+//!
+//! drop_caches needs root of the initial namespace, so the shifting mount
+//! here is made by the host; the shifting is tested from containers in the
+//! `shift` and `io` suites.
+
+use crate::{
+    ensure, ensure_eq,
+    harness::{Context, Outcome},
+    sys::{self, FS_NAME},
+    tests, Env,
+};
+use nix::sys::{
+    fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags},
+    inotify::{AddWatchFlags as W, InitFlags as IFlags, Inotify},
+};
+use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
+use std::{io::Write, os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+
+pub const TESTS: &[crate::harness::Test] = tests![
+    load,
+    host_prepares_and_mounts,
+    directory_watch_survives_drop_caches,
+    file_watch_survives_drop_caches,
+    real_path_changes_do_not_show,
+    watches_come_and_go_under_writes,
+    fanotify_inode_mark_reports_open_modify_close,
+    host_unmounts,
+    unload,
+];
+
+fn real(env: &Env) -> PathBuf {
+    env.scratch.join("notify-real")
+}
+
+fn marked(env: &Env) -> PathBuf {
+    env.scratch.join("notify-mark")
+}
+
+fn shifted(env: &Env) -> PathBuf {
+    env.scratch.join("notify-shifted")
+}
+
+fn load(env: &Env) -> Outcome {
+    sys::load_module(&env.module)
+}
+
+fn unload(_: &Env) -> Outcome {
+    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
+}
+
+fn host_prepares_and_mounts(env: &Env) -> Outcome {
+    let r = real(env);
+    for d in [r.join("dir"), marked(env), shifted(env)] {
+        std::fs::create_dir_all(d).ctx("mkdir")?;
+    }
+    for f in ["dir/file", "watched", "churn", "fan"] {
+        std::fs::write(r.join(f), b"x").ctx("create")?;
+    }
+    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")?;
+    mount(marked(env), shifted(env), FS_NAME, MountFlags::empty(), c"").ctx("shift")
+}
+
+fn host_unmounts(env: &Env) -> Outcome {
+    unmount(shifted(env), UnmountFlags::empty()).ctx("umount shifted")?;
+    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+}
+
+fn drop_caches() -> Outcome {
+    std::fs::write("/proc/sys/vm/drop_caches", b"2").ctx("drop_caches")
+}
+
+/// The events queued on `ino` now, as (mask, name).
+fn events(ino: &Inotify) -> Result<Vec<(W, String)>, String> {
+    let mut out = Vec::new();
+    loop {
+        match ino.read_events() {
+            Ok(evs) => out.extend(evs.into_iter().map(|e| {
+                let name = e.name.map(|n| n.to_string_lossy().into_owned());
+                (e.mask, name.unwrap_or_default())
+            })),
+            Err(nix::Error::EAGAIN) => return Ok(out),
+            Err(e) => return Err(format!("read inotify: {e}")),
+        }
+    }
+}
+
+fn directory_watch_survives_drop_caches(env: &Env) -> Outcome {
+    let dir = shifted(env).join("dir");
+    let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+    ino.add_watch(&dir, W::IN_ATTRIB | W::IN_OPEN | W::IN_CLOSE_WRITE)
+        .ctx("add_watch dir")?;
+    drop_caches()?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).ctx("chmod dir")?;
+    let file = dir.join("file");
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .ctx("open file")?,
+    );
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        &file,
+        &rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
+        },
+        rustix::fs::AtFlags::empty(),
+    )
+    .ctx("touch file")?;
+    let got = events(&ino)?;
+    let want = vec![
+        (W::IN_ATTRIB | W::IN_ISDIR, String::new()),
+        (W::IN_OPEN, "file".to_string()),
+        (W::IN_CLOSE_WRITE, "file".to_string()),
+        (W::IN_ATTRIB, "file".to_string()),
+    ];
+    ensure_eq!(got, want, "events on the directory watch");
+    Ok(())
+}
+
+fn file_watch_survives_drop_caches(env: &Env) -> Outcome {
+    let file = shifted(env).join("watched");
+    let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+    ino.add_watch(
+        &file,
+        W::IN_ATTRIB | W::IN_OPEN | W::IN_MODIFY | W::IN_CLOSE_WRITE,
+    )
+    .ctx("add_watch file")?;
+    drop_caches()?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).ctx("chmod")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .ctx("open")?;
+    f.write_all(b"more").ctx("write")?;
+    drop(f);
+    let got: Vec<W> = events(&ino)?.into_iter().map(|(m, _)| m).collect();
+    ensure_eq!(
+        got,
+        vec![W::IN_ATTRIB, W::IN_OPEN, W::IN_MODIFY, W::IN_CLOSE_WRITE],
+        "events on the file watch"
+    );
+    Ok(())
+}
+
+fn real_path_changes_do_not_show(env: &Env) -> Outcome {
+    let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+    ino.add_watch(&shifted(env).join("watched"), W::IN_ALL_EVENTS)
+        .ctx("add_watch")?;
+    std::fs::write(real(env).join("watched"), b"below").ctx("write on the real path")?;
+    std::fs::set_permissions(
+        real(env).join("watched"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .ctx("chmod on the real path")?;
+    ensure_eq!(
+        events(&ino)?,
+        Vec::new(),
+        "events for changes below shiftfs"
+    );
+    Ok(())
+}
+
+fn watches_come_and_go_under_writes(env: &Env) -> Outcome {
+    let file = shifted(env).join("churn");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (file, stop) = (file.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .ctx("open")?;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(b"w").ctx("write")?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    };
+    let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+    let mut result = Ok(());
+    for i in 0..3000 {
+        let wd = match ino.add_watch(&file, W::IN_MODIFY | W::IN_ATTRIB) {
+            Ok(wd) => wd,
+            Err(e) => {
+                result = Err(format!("add_watch #{i}: {e}"));
+                break;
+            }
+        };
+        if let Err(e) = ino.rm_watch(wd) {
+            result = Err(format!("rm_watch #{i}: {e}"));
+            break;
+        }
+        if i % 500 == 0 {
+            let _ = events(&ino);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().map_err(|_| "writer panicked")??;
+    result?;
+    ensure!(writes > 0, "the writer never wrote");
+    Ok(())
+}
+
+fn fanotify_inode_mark_reports_open_modify_close(env: &Env) -> Outcome {
+    let file = shifted(env).join("fan");
+    let fan = Fanotify::init(
+        InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_NONBLOCK,
+        EventFFlags::O_RDONLY,
+    )
+    .ctx("fanotify_init")?;
+    fan.mark(
+        MarkFlags::FAN_MARK_ADD,
+        MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE,
+        rustix::fs::CWD,
+        Some(&file),
+    )
+    .ctx("fanotify_mark")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .ctx("open")?;
+    f.write_all(b"fan").ctx("write")?;
+    drop(f);
+    std::thread::sleep(Duration::from_millis(10));
+    let mut mask = MaskFlags::empty();
+    loop {
+        match fan.read_events() {
+            Ok(evs) if !evs.is_empty() => evs.iter().for_each(|e| mask |= e.mask()),
+            Ok(_) | Err(nix::Error::EAGAIN) => break,
+            Err(e) => return Err(format!("read fanotify: {e}")),
+        }
+    }
+    let want = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
+    ensure_eq!(mask & want, want, "fanotify events");
+    Ok(())
+}
