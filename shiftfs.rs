@@ -17,9 +17,9 @@ mod shift;
 #[path = "super.rs"]
 mod super_;
 mod vfs;
-// The xattr translation is unit-tested (KUnit) ahead of the xattr handlers
-// that will call it.
-#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I/II"))]
+// The capability translation is unit-tested (KUnit) ahead of the xattr
+// handlers of core II that will call it.
+#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "caps_*: core II"))]
 mod xattr;
 
 module! {

@@ -8,6 +8,7 @@ use crate::{
     param_table,
     shift::Shift,
     vfs::{
+        acl::PosixAcl,
         bindings::CAP_SYS_RESOURCE,
         cred::Credential,
         fs_context::{self, FsContext, Parameter},
@@ -65,6 +66,16 @@ impl FileSystem for Shiftfs {
             shifted: sb.user_ns(),
         };
         (shift.uid_up(uid), shift.gid_up(gid))
+    }
+
+    fn acl_up(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>> {
+        crate::xattr::acl_up(
+            acl,
+            &Shift {
+                real: real_sb.user_ns(),
+                shifted: sb.user_ns(),
+            },
+        )
     }
 
     fn shift_ids_down(

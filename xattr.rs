@@ -5,8 +5,9 @@
 //! POSIX ACLs reach a 6.12 filesystem already parsed (`get_acl`/`set_acl`
 //! with a `struct posix_acl`; malformed `system.posix_acl_*` values are
 //! refused by the VFS before that): their named entries are shifted like
-//! inode owners. Unmapped on the way up shows as the overflow id; an entry
-//! that cannot be written down is EINVAL.
+//! inode owners. Unmapped on the way up shows as the overflow id (as stat
+//! shows owners; the VFS would otherwise print -1); an entry that cannot be
+//! written down is EINVAL.
 //!
 //! `security.capability` (file capabilities) names the root id the
 //! capabilities are valid for: implicitly 0 in revisions 1 and 2, explicitly
@@ -19,6 +20,7 @@ use crate::{
     vfs::{
         acl::{AclId, PosixAcl},
         errno::eoverflow,
+        user_ns::overflow_ids,
     },
 };
 use kernel::{error::code::EINVAL, prelude::*, types::ARef};
@@ -128,10 +130,20 @@ pub(crate) fn caps_down(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Resul
 
 /// The ACL a shiftfs inode shows for a real inode's `acl`.
 pub(crate) fn acl_up(acl: &PosixAcl, shift: &Shift<'_>) -> Result<ARef<PosixAcl>> {
+    let (ouid, ogid) = overflow_ids();
+    let (ouid, ogid) = (shift.shifted.make_kuid(ouid), shift.shifted.make_kgid(ogid));
     acl.try_map(|mut e| {
         e.id = match e.id {
-            AclId::User(k) => AclId::User(shift.uid_up(k)),
-            AclId::Group(k) => AclId::Group(shift.gid_up(k)),
+            AclId::User(k) => AclId::User(
+                Some(shift.uid_up(k))
+                    .filter(|k| k.is_valid())
+                    .unwrap_or(ouid),
+            ),
+            AclId::Group(k) => AclId::Group(
+                Some(shift.gid_up(k))
+                    .filter(|k| k.is_valid())
+                    .unwrap_or(ogid),
+            ),
             AclId::None => AclId::None,
         };
         Ok(e)
@@ -361,8 +373,9 @@ mod tests {
         with_container_shift(|s| {
             let up = acl_up(&real_acl(), s).expect("acl_up");
             kunit_expect_eq!(t, up.entry(1).id, AclId::User(Kuid(101_000)));
-            // Real group 70000 has no container mapping: the overflow id.
-            kunit_expect_eq!(t, up.entry(3).id, AclId::Group(Kgid::INVALID));
+            // Real group 70000 has no container mapping: the overflow id,
+            // container gid 65534.
+            kunit_expect_eq!(t, up.entry(3).id, AclId::Group(Kgid(165_534)));
         });
     }
 

@@ -88,6 +88,22 @@ impl PosixAcl {
         Ok(acl)
     }
 
+    /// Takes over the reference a kernel function returned with an ACL:
+    /// `None` for NULL.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be NULL or an ACL carrying a reference the caller owns.
+    pub(crate) unsafe fn from_raw_owned(ptr: *mut bindings::posix_acl) -> Option<ARef<Self>> {
+        // SAFETY: per the contract.
+        NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
+    }
+
+    /// Hands the reference over to C.
+    pub(crate) fn into_raw(acl: ARef<Self>) -> *mut bindings::posix_acl {
+        ARef::into_raw(acl).as_ptr().cast()
+    }
+
     /// A new ACL with these entries.
     pub(crate) fn from_entries(entries: &[AclEntry]) -> Result<ARef<Self>> {
         Self::build(entries.len(), |i| Ok(entries[i]))

@@ -6,7 +6,6 @@ use super::bindings;
 use kernel::error::Error;
 
 /// `EOPNOTSUPP`: operation not supported.
-#[cfg(shiftfs_kunit)]
 pub(crate) fn eopnotsupp() -> Error {
     Error::from_errno(-(bindings::EOPNOTSUPP as i32))
 }

@@ -3,6 +3,7 @@
 //! Filesystem types (`struct file_system_type`) and their registration.
 
 use super::{
+    acl::PosixAcl,
     bindings,
     cred::{Credential, Override},
     fs_context, param,
@@ -47,6 +48,9 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     /// The owner and group a stacked inode of `sb` shows for a real inode
     /// of `real_sb` owned by `uid`/`gid`.
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid);
+    /// The ACL a stacked inode of `sb` shows for a real inode's `acl` (on
+    /// a superblock `real_sb`).
+    fn acl_up(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>>;
     /// The real owner and group to write for `uid`/`gid` set through `sb`,
     /// if the real filesystem can hold them.
     fn shift_ids_down(

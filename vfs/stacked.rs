@@ -7,6 +7,7 @@
 //! [`FileSystem::enter`], the credential override.
 
 use super::{
+    acl::PosixAcl,
     bindings,
     dentry::Dentry,
     fs_type::{self, FileSystem},
@@ -22,6 +23,9 @@ use kernel::{
     prelude::*,
     types::ARef,
 };
+
+/// `ACL_DONT_CACHE`: tells the VFS not to cache an inode's ACLs.
+const ACL_DONT_CACHE: *mut bindings::posix_acl = usize::MAX.wrapping_sub(2) as *mut _;
 
 fn err_ptr<T>(e: Error) -> *mut T {
     e.to_errno() as isize as *mut T
@@ -100,6 +104,9 @@ pub(crate) fn iget<T: FileSystem>(
         let raw = new.as_raw();
         // SAFETY: the inode is new and locked; the tables are `'static`.
         unsafe {
+            // Ask `get_inode_acl` every time: the real ACL may change below.
+            (*raw).i_acl = ACL_DONT_CACHE;
+            (*raw).i_default_acl = ACL_DONT_CACHE;
             let mode = u32::from((*raw).i_mode) & bindings::S_IFMT;
             match mode {
                 bindings::S_IFDIR => {
@@ -133,6 +140,9 @@ impl<T: FileSystem> Tables<T> {
     };
     const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
         lookup: Some(lookup::<T>),
+        listxattr: Some(listxattr::<T>),
+        get_acl: Some(get_acl::<T>),
+        get_inode_acl: Some(get_inode_acl::<T>),
         getattr: Some(getattr::<T>),
         setattr: Some(setattr::<T>),
         permission: Some(permission::<T>),
@@ -141,6 +151,9 @@ impl<T: FileSystem> Tables<T> {
     };
     const FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
         getattr: Some(getattr::<T>),
+        listxattr: Some(listxattr::<T>),
+        get_acl: Some(get_acl::<T>),
+        get_inode_acl: Some(get_inode_acl::<T>),
         setattr: Some(setattr::<T>),
         permission: Some(permission::<T>),
         // SAFETY: see above.
@@ -148,6 +161,7 @@ impl<T: FileSystem> Tables<T> {
     };
     const LINK_IOPS: bindings::inode_operations = bindings::inode_operations {
         get_link: Some(get_link::<T>),
+        listxattr: Some(listxattr::<T>),
         getattr: Some(getattr::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
@@ -173,6 +187,23 @@ impl<T: FileSystem> Tables<T> {
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
+}
+
+impl<T: FileSystem> Tables<T> {
+    /// One handler for every name: the real filesystem's own handlers decide.
+    const XATTR: bindings::xattr_handler = bindings::xattr_handler {
+        prefix: c"".as_ptr().cast(),
+        get: Some(xattr_get::<T>),
+        // SAFETY: see above.
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+    const XATTR_HANDLERS: [*const bindings::xattr_handler; 2] =
+        [&Self::XATTR as *const _, core::ptr::null()];
+}
+
+/// The xattr handlers of superblocks of `T` (`s_xattr`).
+pub(crate) fn xattr_handlers<T: FileSystem>() -> *const *const bindings::xattr_handler {
+    Tables::<T>::XATTR_HANDLERS.as_ptr()
 }
 
 /// The dentry operations of superblocks of `T` (`s_d_op`).
@@ -772,4 +803,197 @@ unsafe extern "C" fn fsync(
         bindings::revert_creds(old);
         ret
     }
+}
+
+/// The `get` of the catch-all xattr handler: the real inode's value.
+/// `trusted.*` reaches here only for callers the VFS let through.
+///
+/// # Safety
+///
+/// Called by the VFS with a dentry of `T`, a NUL-terminated name and a
+/// buffer of `size` bytes (or NULL to ask the size).
+unsafe extern "C" fn xattr_get<T: FileSystem>(
+    _handler: *const bindings::xattr_handler,
+    d: *mut bindings::dentry,
+    _inode: *mut bindings::inode,
+    name: *const kernel::ffi::c_char,
+    buffer: *mut core::ffi::c_void,
+    size: usize,
+) -> c_int {
+    if d.is_null() {
+        return super::errno::eopnotsupp().to_errno();
+    }
+    from_result(|| {
+        // SAFETY: per the contract.
+        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
+        let _creds = T::enter(sb, info)?;
+        // SAFETY: `real` is live; `name` and `buffer` are the caller's.
+        let n = unsafe {
+            bindings::vfs_getxattr(
+                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                real.as_raw(),
+                name,
+                buffer,
+                size,
+            )
+        };
+        to_result(n as c_int)?;
+        Ok(n as c_int)
+    })
+}
+
+/// `listxattr`: the real names, without `trusted.*` for callers who could
+/// not read them (the real filesystem lists them to the overridden
+/// credentials).
+///
+/// # Safety
+///
+/// Called by the VFS with a dentry of `T` and a buffer of `size` bytes (or
+/// NULL to ask the size).
+unsafe extern "C" fn listxattr<T: FileSystem>(
+    d: *mut bindings::dentry,
+    list: *mut kernel::ffi::c_char,
+    size: usize,
+) -> isize {
+    let res = (|| -> Result<isize> {
+        // Checked with the caller's own credentials, before the override.
+        // SAFETY: `capable` only reads the calling task's credentials.
+        let trusted = unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) };
+        // SAFETY: per the contract.
+        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
+        let names = {
+            let _creds = T::enter(sb, info)?;
+            let mut buf: KVec<u8>;
+            loop {
+                // SAFETY: `real` is live; a NULL buffer asks for the size.
+                let want =
+                    unsafe { bindings::vfs_listxattr(real.as_raw(), core::ptr::null_mut(), 0) };
+                let want = usize::try_from(want).map_err(|_| Error::from_errno(want as c_int))?;
+                buf = KVec::with_capacity(want, GFP_KERNEL)?;
+                // SAFETY: `buf` has room for `want` bytes.
+                let got = unsafe {
+                    bindings::vfs_listxattr(real.as_raw(), buf.as_mut_ptr().cast(), want)
+                };
+                match usize::try_from(got) {
+                    // SAFETY: `vfs_listxattr` wrote `got <= want` bytes.
+                    Ok(got) => break unsafe { buf.set_len(got) },
+                    // A name was added in between: ask again.
+                    Err(_) if got == kernel::error::code::ERANGE.to_errno() as isize => continue,
+                    Err(_) => return Err(Error::from_errno(got as c_int)),
+                }
+            }
+            buf
+        };
+        let mut out = KVec::<u8>::with_capacity(names.len(), GFP_KERNEL)?;
+        for name in names.split_inclusive(|&b| b == 0) {
+            if trusted || !name.starts_with(b"trusted.") {
+                out.extend_from_slice(name, GFP_KERNEL)?;
+            }
+        }
+        if size == 0 {
+            return Ok(out.len() as isize);
+        }
+        if out.len() > size {
+            return Err(kernel::error::code::ERANGE);
+        }
+        // SAFETY: the caller's buffer holds `size >= out.len()` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(out.as_ptr(), list.cast(), out.len()) };
+        Ok(out.len() as isize)
+    })();
+    res.unwrap_or_else(|e| e.to_errno() as isize)
+}
+
+/// The `system.posix_acl_*` name of an ACL type.
+fn acl_name(acl_type: c_int) -> Result<&'static core::ffi::CStr> {
+    match acl_type as u32 {
+        bindings::ACL_TYPE_ACCESS => Ok(c"system.posix_acl_access"),
+        bindings::ACL_TYPE_DEFAULT => Ok(c"system.posix_acl_default"),
+        _ => Err(kernel::error::code::EINVAL),
+    }
+}
+
+/// Shifts an ACL the real filesystem returned up for `sb`; NULL stays NULL.
+///
+/// # Safety
+///
+/// `raw` must be NULL, an ERR_PTR, or an ACL with a reference we own, of
+/// an inode of `real_sb`.
+unsafe fn acl_result_up<T: FileSystem>(
+    sb: &SuperBlock,
+    real_sb: &SuperBlock,
+    raw: *mut bindings::posix_acl,
+) -> Result<*mut bindings::posix_acl> {
+    let raw = kernel::error::from_err_ptr(raw)?;
+    // SAFETY: per the contract.
+    match unsafe { PosixAcl::from_raw_owned(raw) } {
+        None => Ok(core::ptr::null_mut()),
+        Some(acl) => Ok(PosixAcl::into_raw(T::acl_up(sb, real_sb, &acl)?)),
+    }
+}
+
+/// `get_acl`: the real ACL, with its named entries shifted.
+///
+/// # Safety
+///
+/// Called by the VFS with a dentry of `T`.
+unsafe extern "C" fn get_acl<T: FileSystem>(
+    _idmap: *mut bindings::mnt_idmap,
+    d: *mut bindings::dentry,
+    acl_type: c_int,
+) -> *mut bindings::posix_acl {
+    let res = (|| -> Result<*mut bindings::posix_acl> {
+        // SAFETY: per the contract.
+        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
+        let name = acl_name(acl_type)?;
+        let raw = {
+            let _creds = T::enter(sb, info)?;
+            // SAFETY: `real` is live; `name` is NUL-terminated.
+            unsafe {
+                bindings::vfs_get_acl(
+                    core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                    real.as_raw(),
+                    name.as_ptr().cast(),
+                )
+            }
+        };
+        if raw as isize == -(bindings::ENODATA as isize) {
+            return Ok(core::ptr::null_mut());
+        }
+        let real_sb = real
+            .inode()
+            .ok_or(kernel::error::code::ENOENT)?
+            .super_block();
+        // SAFETY: `vfs_get_acl` returns an ACL reference, or an ERR_PTR.
+        unsafe { acl_result_up::<T>(sb, real_sb, raw) }
+    })();
+    res.unwrap_or_else(err_ptr)
+}
+
+/// `get_inode_acl`, for permission checks: the real inode's ACL, shifted.
+///
+/// # Safety
+///
+/// Called by the VFS with an inode of `T`.
+unsafe extern "C" fn get_inode_acl<T: FileSystem>(
+    inode: *mut bindings::inode,
+    acl_type: c_int,
+    rcu: bool,
+) -> *mut bindings::posix_acl {
+    if rcu {
+        return err_ptr(ECHILD);
+    }
+    let res = (|| -> Result<*mut bindings::posix_acl> {
+        // SAFETY: per the contract; a stacked inode holds its real inode.
+        let (sb, info) = unsafe { sb_info::<T>((*inode).i_sb) };
+        // SAFETY: as above.
+        let real = unsafe { Inode::from_raw((*inode).i_private.cast()) };
+        let raw = {
+            let _creds = T::enter(sb, info)?;
+            // SAFETY: `real` is live.
+            unsafe { bindings::get_inode_acl(real.as_raw(), acl_type) }
+        };
+        // SAFETY: `get_inode_acl` returns NULL, an ERR_PTR or a reference.
+        unsafe { acl_result_up::<T>(sb, real.super_block(), raw) }
+    })();
+    res.unwrap_or_else(err_ptr)
 }

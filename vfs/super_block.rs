@@ -101,6 +101,8 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
             (*raw).s_time_gran = (*real).s_time_gran;
             (*raw).s_time_min = (*real).s_time_min;
             (*raw).s_time_max = (*real).s_time_max;
+            (*raw).s_flags |= (*real).s_flags & bindings::SHIFTFS_SB_POSIXACL;
+            (*raw).s_xattr = super::stacked::xattr_handlers::<T>();
             (*raw).s_flags |= flags;
             (*raw).s_op = &Ops::<T>::TABLE;
             (*raw).s_d_op = super::stacked::dentry_ops::<T>();

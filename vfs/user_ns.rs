@@ -32,6 +32,14 @@ impl Kgid {
     }
 }
 
+/// The overflow uid and gid (`overflowuid`, `overflowgid`): what an id
+/// with no mapping is shown as, 65534 unless changed through
+/// /proc/sys/kernel/overflow{u,g}id.
+pub(crate) fn overflow_ids() -> (u32, u32) {
+    // SAFETY: plain reads of two ints the kernel only changes by sysctl.
+    unsafe { (bindings::overflowuid as u32, bindings::overflowgid as u32) }
+}
+
 /// A user namespace: a mapping between the ids its members use and kernel
 /// ids.
 #[repr(transparent)]

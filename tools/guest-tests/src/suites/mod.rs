@@ -9,6 +9,7 @@ pub mod mark;
 pub mod mount_checks;
 pub mod notify;
 pub mod shift;
+pub mod xattr;
 
 /// Every suite, in the order `all` runs them.
 pub const SUITES: &[(&str, &[Test])] = &[
@@ -18,6 +19,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("shift", shift::TESTS),
     ("io", io::TESTS),
     ("notify", notify::TESTS),
+    ("xattr", xattr::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];
