@@ -865,9 +865,9 @@ unsafe extern "C" fn listxattr<T: FileSystem>(
             let _creds = T::enter(sb, info)?;
             let mut buf: KVec<u8>;
             loop {
+                let (dentry, none) = (real.as_raw(), core::ptr::null_mut());
                 // SAFETY: `real` is live; a NULL buffer asks for the size.
-                let want =
-                    unsafe { bindings::vfs_listxattr(real.as_raw(), core::ptr::null_mut(), 0) };
+                let want = unsafe { bindings::vfs_listxattr(dentry, none, 0) };
                 let want = usize::try_from(want).map_err(|_| Error::from_errno(want as c_int))?;
                 buf = KVec::with_capacity(want, GFP_KERNEL)?;
                 // SAFETY: `buf` has room for `want` bytes.
