@@ -91,8 +91,9 @@ impl NewInode<'_> {
 ///
 /// # Safety
 ///
-/// `dst` must be a live inode that is new (`I_NEW`) or whose lock
-/// (`i_rwsem`) the caller holds.
+/// `dst` must be a live inode that is new (`I_NEW`), or whose lock
+/// (`i_rwsem`) the caller holds, or one whose attributes the caller accepts
+/// to be seen half-updated for a moment (as overlayfs's own copy is).
 pub(crate) unsafe fn copy_attrs(dst: *mut bindings::inode, real: &Inode, uid: Kuid, gid: Kgid) {
     let src = real.as_raw();
     // SAFETY: per the contract nobody else writes `dst`; `src` is live and

@@ -243,6 +243,13 @@ unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags
     if real.is_unhashed() || stacked.inode().is_some() != real.inode().is_some() {
         return 0;
     }
+    if let (Some(inode), Some(ri)) = (stacked.inode(), real.inode()) {
+        // Changes made below shiftfs (chmod on the real path, say) must
+        // reach the attributes `permission` checks.
+        // SAFETY: a live dentry of `T`; the copy is made as overlayfs makes
+        // it, without the inode lock, of fields the VFS reads unlocked.
+        unsafe { refresh::<T>((*d).d_sb, inode, ri) };
+    }
     // SAFETY: `real` is live; its operations are its filesystem's.
     unsafe {
         let ops = (*real.as_raw()).d_op;
@@ -251,6 +258,20 @@ unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags
             None => 1,
         }
     }
+}
+
+/// Copies the real inode's attributes up, owner and group shifted.
+///
+/// # Safety
+///
+/// `sb` must be the live superblock of `T` that `inode` belongs to.
+unsafe fn refresh<T: FileSystem>(sb: *mut bindings::super_block, inode: &Inode, real: &Inode) {
+    // SAFETY: per the contract.
+    let sb = unsafe { SuperBlock::from_raw(sb) };
+    let (uid, gid) = T::shift_ids(sb, real.super_block(), real.uid(), real.gid());
+    // SAFETY: see `copy_attrs`: racing readers see old or new values of
+    // word-sized fields, as with overlayfs's copy.
+    unsafe { super::inode::copy_attrs(inode.as_raw(), real, uid, gid) };
 }
 
 /// `lookup`: look the name up in the real directory and stack on the result.

@@ -13,7 +13,10 @@ use rustix::{
     io::Errno,
     mount::{mount, unmount, MountFlags, UnmountFlags},
 };
-use std::path::{Path, PathBuf};
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
 
 /// statfs's `f_type` for shiftfs.
 const SHIFTFS_MAGIC: i64 = 0x6a65_6a62;
@@ -32,6 +35,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     inode_numbers_survive_drop_caches,
     lookup_sees_files_created_below_later,
     files_read_through_the_mark,
+    permission_follows_chmod_below,
     mark_inside_a_mark_is_einval,
     container_cannot_mark_a_marked_path,
     container_shifting_mount_recognises_the_mark,
@@ -172,6 +176,38 @@ fn lookup_sees_files_created_below_later(env: &Env) -> Outcome {
         stat(&v).map(|_| ()),
         Err(Errno::NOENT),
         "stat after removal"
+    );
+    Ok(())
+}
+
+/// Runs `cat PATH` as `uid`; its output if it succeeded.
+fn cat_as(uid: u32, path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("cat")
+        .arg(path)
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .ctx("run cat")?;
+    Ok(out.status.success().then_some(out.stdout))
+}
+
+fn permission_follows_chmod_below(env: &Env) -> Outcome {
+    let (r, v) = (real(env).join("guarded"), view(env).join("guarded"));
+    std::fs::write(&r, b"guarded").ctx("create")?;
+    std::fs::set_permissions(&r, std::fs::Permissions::from_mode(0o600)).ctx("chmod 0600")?;
+    ensure_eq!(
+        cat_as(1000, &v)?,
+        None,
+        "read of a 0600 root file by uid 1000"
+    );
+    // Changed below shiftfs, through the real path: the next lookup must
+    // see it.
+    std::fs::set_permissions(&r, std::fs::Permissions::from_mode(0o644)).ctx("chmod 0644")?;
+    ensure_eq!(
+        cat_as(1000, &v)?,
+        Some(b"guarded".to_vec()),
+        "after chmod 0644 below"
     );
     Ok(())
 }

@@ -24,6 +24,8 @@ pub const TESTS: &[crate::harness::Test] = tests![
     container_mounts_below_the_mark_root,
     container_cannot_shift_a_shifting_mount,
     shifting_mount_is_one_level_deep,
+    shiftfs_on_overlayfs,
+    stacking_past_the_limit_is_einval,
     host_unmarks,
     unload,
 ];
@@ -68,6 +70,9 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
         std::os::unix::fs::chown(&f, Some(id), Some(id)).ctx("chown")?;
     }
     std::os::unix::fs::chown(r.join("sub"), Some(1000), Some(1000)).ctx("chown sub")?;
+    for i in 0..5000 {
+        std::fs::write(r.join(format!("many-{i:04}")), b"").ctx("create entry")?;
+    }
     mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")
 }
 
@@ -123,7 +128,9 @@ fn listing(dir: &Path) -> Result<Vec<String>, String> {
 fn container_lists_the_real_directory(env: &Env) -> Outcome {
     let want = listing(&real(env))?;
     in_shifted(env, move |t| {
-        ensure_eq!(listing(t)?, want, "listing through the shifting mount");
+        let got = listing(t)?;
+        ensure_eq!(got.len(), 5000 + OWNERS.len() + 1, "entries");
+        ensure_eq!(got, want, "listing through the shifting mount");
         Ok(())
     })
 }
@@ -182,6 +189,71 @@ fn shifting_mount_is_one_level_deep(env: &Env) -> Outcome {
     unmount(&dst, UnmountFlags::empty()).ctx("umount")?;
     ensure!(ok, "overlayfs on a shifting mount: {res:?}");
     Ok(())
+}
+
+/// An overlayfs at `dir`/merged over `dir`/lower, with a file owned by 1000.
+fn overlay(dir: &Path, lowerdir: &Path) -> Result<PathBuf, String> {
+    for d in ["upper", "work", "merged"] {
+        std::fs::create_dir_all(dir.join(d)).ctx("mkdir")?;
+    }
+    let data = std::ffi::CString::new(format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.display(),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    ))
+    .ctx("mount data")?;
+    let merged = dir.join("merged");
+    mount(
+        "overlay",
+        &merged,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .ctx("mount overlay")?;
+    Ok(merged)
+}
+
+fn shiftfs_on_overlayfs(env: &Env) -> Outcome {
+    let dir = env.scratch.join("ovl1");
+    let lower = dir.join("lower");
+    std::fs::create_dir_all(&lower).ctx("mkdir")?;
+    std::fs::write(lower.join("f"), b"ovl").ctx("create")?;
+    std::os::unix::fs::chown(lower.join("f"), Some(1000), Some(1000)).ctx("chown")?;
+    let merged = overlay(&dir, &lower)?;
+    mount(&merged, &merged, FS_NAME, MountFlags::empty(), c"mark").ctx("mark the overlay")?;
+    let (src, dst) = (merged.clone(), target(env));
+    let res = container::run(move || {
+        mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+        let st = stat(dst.join("f")).ctx("stat")?;
+        ensure_eq!(st.st_uid, 1000, "owner through shiftfs on overlayfs");
+        ensure_eq!(
+            std::fs::read(dst.join("f")).ctx("read")?,
+            b"ovl".to_vec(),
+            "contents"
+        );
+        Ok(())
+    });
+    unmount(&merged, UnmountFlags::empty()).ctx("umount mark")?;
+    res
+}
+
+fn stacking_past_the_limit_is_einval(env: &Env) -> Outcome {
+    // overlayfs over overlayfs is two levels deep: no room for shiftfs.
+    let dir = env.scratch.join("ovl2");
+    let first = env.scratch.join("ovl1/merged");
+    std::fs::create_dir_all(&dir).ctx("mkdir")?;
+    let merged = overlay(&dir, &first)?;
+    let fc = crate::sys::FsContext::open(FS_NAME)?;
+    fc.set_flag("mark").ctx("fsconfig(mark)")?;
+    fc.set_string("source", merged.to_str().ok_or("path")?)
+        .ctx("fsconfig(source)")?;
+    let res = fc.create();
+    let out = expect_logged_error(&fc, res, Errno::INVAL, "stacking depth");
+    unmount(&merged, UnmountFlags::empty()).ctx("umount overlay 2")?;
+    unmount(&first, UnmountFlags::empty()).ctx("umount overlay 1")?;
+    out
 }
 
 fn host_unmarks(env: &Env) -> Outcome {
