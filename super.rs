@@ -16,7 +16,7 @@ use crate::{
         param::{self, Spec},
         path::{capable_sys_admin, Path},
         stacked,
-        super_block::{NewSuperBlock, SuperBlock, SB_NOEXEC, SB_NOSUID},
+        super_block::{NewSuperBlock, SuperBlock},
         user_ns::{Kgid, Kuid},
     },
     SHIFTFS_TYPE,
@@ -45,9 +45,11 @@ impl FileSystem for Shiftfs {
 
     fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result {
         let info = sb.info();
-        // Nothing executes or gains privileges through a mark.
-        let flags = if info.mark { SB_NOSUID | SB_NOEXEC } else { 0 };
-        sb.set_params(info.depth, info.real.super_block(), flags);
+        sb.set_params(info.depth, info.real.super_block());
+        if info.mark {
+            // Nothing executes or gains privileges through a mark.
+            sb.forbid_exec();
+        }
         let root = crate::inode::get(sb.super_block(), info.real.inode())?;
         sb.set_root(root, info.real.dentry())
     }

@@ -28,5 +28,7 @@ const gfp_t SHIFTFS_GFP_KERNEL = GFP_KERNEL;
 const unsigned long SHIFTFS_SB_NOSUID = SB_NOSUID;
 const unsigned long SHIFTFS_SB_NOEXEC = SB_NOEXEC;
 const unsigned long SHIFTFS_SB_POSIXACL = SB_POSIXACL;
+const unsigned long SHIFTFS_SB_I_NOEXEC = SB_I_NOEXEC;
+const unsigned long SHIFTFS_SB_I_NODEV = SB_I_NODEV;
 const unsigned int SHIFTFS_I_NEW = I_NEW;
 const unsigned int SHIFTFS_FMODE_CAN_ODIRECT = FMODE_CAN_ODIRECT;

@@ -134,6 +134,7 @@ struct Tables<T>(core::marker::PhantomData<T>);
 impl<T: FileSystem> Tables<T> {
     pub(super) const DENTRY_OPS: bindings::dentry_operations = bindings::dentry_operations {
         d_revalidate: Some(d_revalidate::<T>),
+        d_weak_revalidate: Some(d_weak_revalidate),
         d_release: Some(d_release),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
@@ -272,6 +273,24 @@ unsafe fn refresh<T: FileSystem>(sb: *mut bindings::super_block, inode: &Inode, 
     // SAFETY: see `copy_attrs`: racing readers see old or new values of
     // word-sized fields, as with overlayfs's copy.
     unsafe { super::inode::copy_attrs(inode.as_raw(), real, uid, gid) };
+}
+
+/// `d_weak_revalidate`: delegated to the real dentry's, where it has one.
+///
+/// # Safety
+///
+/// Called by the VFS with a live, looked-up dentry of a stacked filesystem.
+unsafe extern "C" fn d_weak_revalidate(d: *mut bindings::dentry, flags: c_uint) -> c_int {
+    // SAFETY: per the contract; `real_of` needs only `d_fsdata`, set for
+    // every looked-up dentry, and the real dentry's operations are its own.
+    unsafe {
+        let real = real_of(d);
+        let ops = (*real.as_raw()).d_op;
+        match ops.as_ref().and_then(|o| o.d_weak_revalidate) {
+            Some(reval) => reval(real.as_raw(), flags),
+            None => 1,
+        }
+    }
 }
 
 /// `lookup`: look the name up in the real directory and stack on the result.

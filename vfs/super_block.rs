@@ -21,11 +21,6 @@ use kernel::{
 #[repr(transparent)]
 pub(crate) struct SuperBlock(Opaque<bindings::super_block>);
 
-/// `SB_NOSUID`: set-uid and set-gid bits are ignored.
-pub(crate) const SB_NOSUID: usize = bindings::SHIFTFS_SB_NOSUID;
-/// `SB_NOEXEC`: nothing on it can be executed.
-pub(crate) const SB_NOEXEC: usize = bindings::SHIFTFS_SB_NOEXEC;
-
 impl SuperBlock {
     /// # Safety
     ///
@@ -86,11 +81,10 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
         self.info
     }
 
-    /// Sets the stacking depth, magic number and operations, takes the
-    /// maximum file size and timestamp granularity and range of the real
-    /// superblock (the VFS truncates timestamps to ours), and adds `SB_*`
-    /// flags.
-    pub(crate) fn set_params(&self, depth: i32, real: &SuperBlock, flags: usize) {
+    /// Sets the stacking depth, magic number and operations, and takes the
+    /// maximum file size, timestamp granularity and range (the VFS truncates
+    /// timestamps to ours) and POSIX ACL support of the real superblock.
+    pub(crate) fn set_params(&self, depth: i32, real: &SuperBlock) {
         let (raw, real) = (self.sb.as_raw(), real.as_raw());
         // SAFETY: the superblock is new and locked; nobody else uses it yet.
         // The real one's fields are constant once it is mounted.
@@ -103,9 +97,21 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
             (*raw).s_time_max = (*real).s_time_max;
             (*raw).s_flags |= (*real).s_flags & bindings::SHIFTFS_SB_POSIXACL;
             (*raw).s_xattr = super::stacked::xattr_handlers::<T>();
-            (*raw).s_flags |= flags;
             (*raw).s_op = &Ops::<T>::TABLE;
             (*raw).s_d_op = super::stacked::dentry_ops::<T>();
+        }
+    }
+
+    /// Nothing on this superblock executes, so no set-id bit or file
+    /// capability takes effect, and device nodes do not open
+    /// (`SB_I_NOEXEC`, `SB_I_NODEV`, which `path_noexec()` and
+    /// `may_open_dev()` check; `SB_NOSUID|SB_NOEXEC` say it in `s_flags`).
+    pub(crate) fn forbid_exec(&self) {
+        let raw = self.sb.as_raw();
+        // SAFETY: the superblock is new and locked; nobody else uses it yet.
+        unsafe {
+            (*raw).s_iflags |= bindings::SHIFTFS_SB_I_NOEXEC | bindings::SHIFTFS_SB_I_NODEV;
+            (*raw).s_flags |= bindings::SHIFTFS_SB_NOSUID | bindings::SHIFTFS_SB_NOEXEC;
         }
     }
 

@@ -28,6 +28,8 @@ pub const TESTS: &[crate::harness::Test] = tests![
     sparse_file_and_seek_hole,
     shared_mmap_is_coherent_with_read,
     fsync_and_fdatasync,
+    private_mmap_and_sendfile_read_the_file,
+    seekdir_resumes_a_listing,
     chmod_chown_seen_on_disk,
     chown_to_an_id_the_container_cannot_map_is_einval,
     truncate_and_utimes_seen_on_disk,
@@ -213,6 +215,86 @@ fn shared_mmap_is_coherent_with_read(env: &Env) -> Outcome {
     let data = std::fs::read(real(env).join("mapped")).ctx("read on host")?;
     ensure_eq!(&data[100..106], b"MAPPED", "bytes on disk");
     Ok(())
+}
+
+fn private_mmap_and_sendfile_read_the_file(env: &Env) -> Outcome {
+    let out = env.scratch.join("io-sendfile-out");
+    // Made by the host: the container may not create in the scratch area.
+    std::fs::write(&out, b"").ctx("create sendfile target")?;
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666)).ctx("chmod")?;
+    in_shifted(env, move |t| {
+        let f = std::fs::File::open(t.join("host-written")).ctx("open")?;
+        // SAFETY: a fresh private read-only mapping, unmapped below.
+        let p = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                100_000,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::PRIVATE,
+                &f,
+                0,
+            )
+        }
+        .ctx("mmap private")?;
+        // SAFETY: the mapping is 100000 bytes long.
+        let mapped = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), 100_000) }.to_vec();
+        // SAFETY: unmapping what we mapped.
+        unsafe { rustix::mm::munmap(p, 100_000) }.ctx("munmap")?;
+        ensure!(
+            mapped == pattern(100_000, 7),
+            "privately mapped bytes differ"
+        );
+        // sendfile reads the shiftfs file through splice_read.
+        let dst = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&out)
+            .ctx("open sendfile target")?;
+        let mut sent = 0;
+        while sent < 100_000 {
+            let n = rfs::sendfile(&dst, &f, None, 100_000 - sent).ctx("sendfile")?;
+            ensure!(n > 0, "sendfile stopped at {sent}");
+            sent += n;
+        }
+        ensure!(
+            std::fs::read(&out).ctx("read back")? == pattern(100_000, 7),
+            "sent bytes differ"
+        );
+        Ok(())
+    })
+}
+
+fn seekdir_resumes_a_listing(env: &Env) -> Outcome {
+    for i in 0..50 {
+        std::fs::write(real(env).join(format!("dirent-{i:02}")), b"").ctx("create")?;
+    }
+    in_shifted(env, |t| {
+        let fd = rfs::open(t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ctx("open dir")?;
+        // Every entry with the position (telldir) after it.
+        let mut all = Vec::new();
+        let mut buf = vec![std::mem::MaybeUninit::uninit(); 512];
+        let mut dir = rfs::RawDir::new(&fd, &mut buf);
+        while let Some(e) = dir.next() {
+            let e = e.ctx("getdents")?;
+            all.push((e.file_name().to_owned(), e.next_entry_cookie()));
+        }
+        ensure!(all.len() > 50, "only {} entries", all.len());
+        for k in [0, 10, all.len() / 2, all.len() - 2] {
+            // seekdir to the position after entry k: the next entry is k+1.
+            rfs::seek(&fd, SeekFrom::Start(all[k].1)).ctx("seekdir")?;
+            let mut buf = vec![std::mem::MaybeUninit::uninit(); 512];
+            let mut dir = rfs::RawDir::new(&fd, &mut buf);
+            let next = dir
+                .next()
+                .ok_or("no entry after seekdir")?
+                .ctx("getdents")?;
+            ensure_eq!(
+                next.file_name(),
+                all[k + 1].0.as_c_str(),
+                format!("entry after seekdir({k})")
+            );
+        }
+        Ok(())
+    })
 }
 
 fn fsync_and_fdatasync(env: &Env) -> Outcome {

@@ -36,6 +36,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     lookup_sees_files_created_below_later,
     files_read_through_the_mark,
     permission_follows_chmod_below,
+    nothing_executes_through_a_mark,
     mark_inside_a_mark_is_einval,
     container_cannot_mark_a_marked_path,
     container_shifting_mount_recognises_the_mark,
@@ -209,6 +210,26 @@ fn permission_follows_chmod_below(env: &Env) -> Outcome {
         Some(b"guarded".to_vec()),
         "after chmod 0644 below"
     );
+    Ok(())
+}
+
+fn nothing_executes_through_a_mark(env: &Env) -> Outcome {
+    let prog = real(env).join("true");
+    std::fs::copy("/bin/true", &prog).ctx("copy /bin/true")?;
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).ctx("chmod")?;
+    let err = std::process::Command::new(view(env).join("true"))
+        .status()
+        .err()
+        .and_then(|e| e.raw_os_error());
+    ensure_eq!(
+        err,
+        Some(Errno::ACCESS.raw_os_error()),
+        "exec through a mark"
+    );
+    let ok = std::process::Command::new(&prog)
+        .status()
+        .ctx("exec on the real path")?;
+    ensure!(ok.success(), "the program itself runs");
     Ok(())
 }
 
