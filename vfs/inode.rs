@@ -104,14 +104,7 @@ pub(crate) unsafe fn copy_attrs(dst: *mut bindings::inode, real: &Inode, uid: Ku
         (*dst).i_uid.val = uid.0;
         (*dst).i_gid.val = gid.0;
         (*dst).i_rdev = (*src).i_rdev;
-        bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
-        (*dst).i_blocks = (*src).i_blocks;
-        (*dst).i_atime_sec = (*src).i_atime_sec;
-        (*dst).i_atime_nsec = (*src).i_atime_nsec;
-        (*dst).i_mtime_sec = (*src).i_mtime_sec;
-        (*dst).i_mtime_nsec = (*src).i_mtime_nsec;
-        (*dst).i_ctime_sec = (*src).i_ctime_sec;
-        (*dst).i_ctime_nsec = (*src).i_ctime_nsec;
+        copy_size_times(dst, real);
         bindings::set_nlink(dst, (*src).__bindgen_anon_1.i_nlink);
     }
 }

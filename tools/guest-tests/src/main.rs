@@ -6,6 +6,7 @@
 //! any test failed.
 
 mod container;
+mod fixture;
 mod harness;
 mod suites;
 mod sys;

@@ -3,20 +3,18 @@
 //! what the host sees on disk.
 
 use crate::{
-    container, ensure, ensure_eq,
+    ensure, ensure_eq,
+    fixture::{load, unload, Tree},
     harness::{Context, Outcome},
-    sys::{self, FS_NAME},
     tests, Env,
 };
 use rustix::{
     fs::{self as rfs, stat, Mode, OFlags, SeekFrom, Timespec, Timestamps, UTIME_NOW},
     io::Errno,
-    mount::{mount, unmount, MountFlags, UnmountFlags},
 };
 use std::{
     io::{Read, Seek, Write},
     os::unix::fs::{MetadataExt, PermissionsExt},
-    path::{Path, PathBuf},
 };
 
 pub const TESTS: &[crate::harness::Test] = tests![
@@ -38,26 +36,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     unload,
 ];
 
-fn real(env: &Env) -> PathBuf {
-    env.scratch.join("io-real")
-}
-
-fn marked(env: &Env) -> PathBuf {
-    env.scratch.join("io-mark")
-}
-
-fn target(env: &Env) -> PathBuf {
-    env.scratch.join("io-target")
-}
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
-}
-
 /// Bytes that show an off-by-one or a torn write.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -66,10 +44,9 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
-    let r = real(env);
-    for d in [r.clone(), marked(env), target(env)] {
-        std::fs::create_dir_all(d).ctx("mkdir")?;
-    }
+    let tree = tree(env);
+    tree.create()?;
+    let r = tree.real.clone();
     for name in [
         "host-written",
         "container-written",
@@ -84,19 +61,11 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
     }
     std::fs::set_permissions(r.join("private"), std::fs::Permissions::from_mode(0o600))
         .ctx("chmod private")?;
-    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")
-}
-
-fn in_shifted(env: &Env, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
-    let (src, dst) = (marked(env), target(env));
-    container::run(move || {
-        mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
-        f(&dst)
-    })
+    tree.mark()
 }
 
 fn container_reads_what_the_host_wrote(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let data = std::fs::read(t.join("host-written")).ctx("read")?;
         ensure!(
             data == pattern(100_000, 7),
@@ -108,7 +77,7 @@ fn container_reads_what_the_host_wrote(env: &Env) -> Outcome {
 }
 
 fn host_reads_what_the_container_wrote(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open(t.join("container-written"))
@@ -117,11 +86,11 @@ fn host_reads_what_the_container_wrote(env: &Env) -> Outcome {
         f.write_all(&pattern(70_001, 99)).ctx("write")?;
         Ok(())
     })?;
-    let data = std::fs::read(real(env).join("container-written")).ctx("read on host")?;
+    let data = std::fs::read(tree(env).real.join("container-written")).ctx("read on host")?;
     let mut want = pattern(100_000, 7);
     want[4093..4093 + 70_001].copy_from_slice(&pattern(70_001, 99));
     ensure!(data == want, "bytes on disk differ");
-    let md = std::fs::metadata(real(env).join("container-written")).ctx("stat")?;
+    let md = std::fs::metadata(tree(env).real.join("container-written")).ctx("stat")?;
     ensure_eq!(
         (md.uid(), md.gid()),
         (1000, 1000),
@@ -131,7 +100,7 @@ fn host_reads_what_the_container_wrote(env: &Env) -> Outcome {
 }
 
 fn append_and_setfl_reach_the_real_file(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let path = t.join("append");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -150,18 +119,18 @@ fn append_and_setfl_reach_the_real_file(env: &Env) -> Outcome {
         ensure_eq!(size, 100_006, "size after two appends");
         Ok(())
     })?;
-    let data = std::fs::read(real(env).join("append")).ctx("read on host")?;
+    let data = std::fs::read(tree(env).real.join("append")).ctx("read on host")?;
     ensure_eq!(&data[100_000..], b"onetwo", "appended bytes on disk");
     Ok(())
 }
 
 fn sparse_file_and_seek_hole(env: &Env) -> Outcome {
-    let sparse = real(env).join("sparse");
+    let sparse = tree(env).real.join("sparse");
     {
         let f = std::fs::File::create(&sparse).ctx("create sparse")?;
         rustix::io::pwrite(&f, b"data", 1 << 20).ctx("pwrite at 1 MiB")?;
     }
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let f = std::fs::File::open(t.join("sparse")).ctx("open")?;
         let data = rfs::seek(&f, SeekFrom::Data(0)).ctx("SEEK_DATA")?;
         ensure_eq!(data, 1 << 20, "first data");
@@ -180,7 +149,7 @@ fn sparse_file_and_seek_hole(env: &Env) -> Outcome {
 }
 
 fn shared_mmap_is_coherent_with_read(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let path = t.join("mapped");
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -212,7 +181,7 @@ fn shared_mmap_is_coherent_with_read(env: &Env) -> Outcome {
         );
         Ok(())
     })?;
-    let data = std::fs::read(real(env).join("mapped")).ctx("read on host")?;
+    let data = std::fs::read(tree(env).real.join("mapped")).ctx("read on host")?;
     ensure_eq!(&data[100..106], b"MAPPED", "bytes on disk");
     Ok(())
 }
@@ -222,7 +191,7 @@ fn private_mmap_and_sendfile_read_the_file(env: &Env) -> Outcome {
     // Made by the host: the container may not create in the scratch area.
     std::fs::write(&out, b"").ctx("create sendfile target")?;
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666)).ctx("chmod")?;
-    in_shifted(env, move |t| {
+    tree(env).in_shifted(move |t| {
         let f = std::fs::File::open(t.join("host-written")).ctx("open")?;
         // SAFETY: a fresh private read-only mapping, unmapped below.
         let p = unsafe {
@@ -265,9 +234,9 @@ fn private_mmap_and_sendfile_read_the_file(env: &Env) -> Outcome {
 
 fn seekdir_resumes_a_listing(env: &Env) -> Outcome {
     for i in 0..50 {
-        std::fs::write(real(env).join(format!("dirent-{i:02}")), b"").ctx("create")?;
+        std::fs::write(tree(env).real.join(format!("dirent-{i:02}")), b"").ctx("create")?;
     }
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let fd = rfs::open(t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ctx("open dir")?;
         // Every entry with the position (telldir) after it.
         let mut all = Vec::new();
@@ -298,7 +267,7 @@ fn seekdir_resumes_a_listing(env: &Env) -> Outcome {
 }
 
 fn fsync_and_fdatasync(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(t.join("attrs"))
@@ -309,7 +278,7 @@ fn fsync_and_fdatasync(env: &Env) -> Outcome {
 }
 
 fn chmod_chown_seen_on_disk(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let p = t.join("attrs");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).ctx("chmod")?;
         std::os::unix::fs::chown(&p, Some(2000), Some(3000)).ctx("chown 2000:3000")?;
@@ -321,7 +290,7 @@ fn chmod_chown_seen_on_disk(env: &Env) -> Outcome {
         );
         Ok(())
     })?;
-    let md = std::fs::metadata(real(env).join("attrs")).ctx("stat on host")?;
+    let md = std::fs::metadata(tree(env).real.join("attrs")).ctx("stat on host")?;
     ensure_eq!(
         (md.uid(), md.gid(), md.mode() & 0o7777),
         (2000, 3000, 0o640),
@@ -331,7 +300,7 @@ fn chmod_chown_seen_on_disk(env: &Env) -> Outcome {
 }
 
 fn chown_to_an_id_the_container_cannot_map_is_einval(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let res = rfs::chown(t.join("attrs"), Some(rfs::Uid::from_raw(70_000)), None);
         ensure_eq!(res, Err(Errno::INVAL), "chown to 70000 in the container");
         Ok(())
@@ -339,7 +308,7 @@ fn chown_to_an_id_the_container_cannot_map_is_einval(env: &Env) -> Outcome {
 }
 
 fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let p = t.join("attrs");
         std::fs::OpenOptions::new()
             .write(true)
@@ -360,7 +329,7 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
         rfs::utimensat(rfs::CWD, &p, &times, rfs::AtFlags::empty()).ctx("utimensat")?;
         Ok(())
     })?;
-    let st = stat(real(env).join("attrs")).ctx("stat on host")?;
+    let st = stat(tree(env).real.join("attrs")).ctx("stat on host")?;
     ensure_eq!(st.st_size, 12_345, "size on disk");
     ensure_eq!(
         (st.st_mtime, st.st_mtime_nsec),
@@ -372,7 +341,7 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs() as i64;
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let now = Timespec {
             tv_sec: 0,
             tv_nsec: UTIME_NOW,
@@ -383,7 +352,7 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
         };
         rfs::utimensat(rfs::CWD, t.join("attrs"), &times, rfs::AtFlags::empty()).ctx("UTIME_NOW")
     })?;
-    let st = stat(real(env).join("attrs")).ctx("stat on host")?;
+    let st = stat(tree(env).real.join("attrs")).ctx("stat on host")?;
     ensure!(
         st.st_mtime >= before,
         "UTIME_NOW mtime {} < {before}",
@@ -395,7 +364,7 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
 fn permission_follows_the_shifted_owner(env: &Env) -> Outcome {
     // "private" is 0600, owned by on-disk 1000: container uid 1000 may read
     // it, container uid 2000 may not.
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let p = t.join("private");
         rustix::thread::set_thread_res_gid(
             rfs::Gid::from_raw(1000),
@@ -413,7 +382,7 @@ fn permission_follows_the_shifted_owner(env: &Env) -> Outcome {
         ensure_eq!(owner, Ok(()), "open by its owner");
         Ok(())
     })?;
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let p = t.join("private");
         rustix::thread::set_thread_res_uid(
             rfs::Uid::from_raw(2000),
@@ -427,6 +396,10 @@ fn permission_follows_the_shifted_owner(env: &Env) -> Outcome {
     })
 }
 
+fn tree(env: &Env) -> Tree {
+    Tree::new(env, "io")
+}
+
 fn host_unmarks(env: &Env) -> Outcome {
-    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+    tree(env).unmark()
 }

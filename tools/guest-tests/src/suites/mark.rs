@@ -4,6 +4,7 @@
 
 use crate::{
     container, ensure, ensure_eq,
+    fixture::{load, unload},
     harness::{Context, Outcome},
     sys::{self, expect_logged_error, FsContext, FS_NAME},
     tests, Env,
@@ -50,14 +51,6 @@ fn real(env: &Env) -> PathBuf {
 
 fn view(env: &Env) -> PathBuf {
     env.scratch.join("mark-view")
-}
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
 }
 
 fn mark(src: &Path, dst: &Path) -> Result<(), Errno> {

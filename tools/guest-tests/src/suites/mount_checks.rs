@@ -4,8 +4,9 @@
 
 use crate::{
     container, ensure, ensure_eq,
+    fixture::{load, unload},
     harness::{Context, Outcome},
-    sys::{self, expect_logged_error, FsContext, FS_NAME},
+    sys::{expect_logged_error, FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{io::Errno, mount::MountFlags};
@@ -25,14 +26,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     container_shifting_mount_of_unmarked_path_is_eperm,
     unload,
 ];
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
-}
 
 /// A request for `source`, with `mark` if asked, ready to create.
 fn request(source: &Path, mark: bool) -> Result<FsContext, String> {

@@ -9,8 +9,9 @@
 
 use crate::{
     ensure, ensure_eq,
+    fixture::{load, unload},
     harness::{Context, Outcome},
-    sys::{self, FS_NAME},
+    sys::FS_NAME,
     tests, Env,
 };
 use nix::sys::{
@@ -42,14 +43,6 @@ fn marked(env: &Env) -> PathBuf {
 
 fn shifted(env: &Env) -> PathBuf {
     env.scratch.join("notify-shifted")
-}
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
 }
 
 fn host_prepares_and_mounts(env: &Env) -> Outcome {

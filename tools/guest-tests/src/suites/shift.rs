@@ -4,8 +4,9 @@
 
 use crate::{
     container, ensure, ensure_eq,
+    fixture::{load, unload, Tree},
     harness::{Context, Outcome},
-    sys::{self, expect_logged_error, FsContext, FS_NAME},
+    sys::{expect_logged_error, FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{
@@ -39,31 +40,11 @@ const OWNERS: [(&str, u32, u32); 5] = [
     ("far", 70_000, 65_534),
 ];
 
-fn real(env: &Env) -> PathBuf {
-    env.scratch.join("shift-real")
-}
-
-fn marked(env: &Env) -> PathBuf {
-    env.scratch.join("shift-mark")
-}
-
-fn target(env: &Env) -> PathBuf {
-    env.scratch.join("shift-target")
-}
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
-}
-
 fn host_prepares_and_marks(env: &Env) -> Outcome {
-    let r = real(env);
-    for d in [r.join("sub"), marked(env), target(env)] {
-        std::fs::create_dir_all(d).ctx("mkdir")?;
-    }
+    let tree = tree(env);
+    tree.create()?;
+    let r = tree.real.clone();
+    std::fs::create_dir_all(r.join("sub")).ctx("mkdir sub")?;
     for (name, id, _) in OWNERS {
         let f = r.join(name);
         std::fs::write(&f, name).ctx("create")?;
@@ -73,20 +54,11 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
     for i in 0..5000 {
         std::fs::write(r.join(format!("many-{i:04}")), b"").ctx("create entry")?;
     }
-    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")
-}
-
-/// Runs `f` in a container with the mark mounted shifted on the target.
-fn in_shifted(env: &Env, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
-    let (src, dst) = (marked(env), target(env));
-    container::run(move || {
-        mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
-        f(&dst)
-    })
+    tree.mark()
 }
 
 fn container_sees_on_disk_ids_as_its_own(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         for (name, id, seen) in OWNERS.iter().filter(|o| o.1 < 65_536) {
             let st = stat(t.join(name)).ctx(&format!("stat {name}"))?;
             ensure_eq!(
@@ -102,7 +74,7 @@ fn container_sees_on_disk_ids_as_its_own(env: &Env) -> Outcome {
 }
 
 fn container_sees_unmapped_ids_as_overflow(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         for (name, id, seen) in OWNERS.iter().filter(|o| o.1 >= 65_536) {
             let st = stat(t.join(name)).ctx(&format!("stat {name}"))?;
             ensure_eq!(
@@ -126,8 +98,8 @@ fn listing(dir: &Path) -> Result<Vec<String>, String> {
 }
 
 fn container_lists_the_real_directory(env: &Env) -> Outcome {
-    let want = listing(&real(env))?;
-    in_shifted(env, move |t| {
+    let want = listing(&tree(env).real)?;
+    tree(env).in_shifted(move |t| {
         let got = listing(t)?;
         ensure_eq!(got.len(), 5000 + OWNERS.len() + 1, "entries");
         ensure_eq!(got, want, "listing through the shifting mount");
@@ -136,7 +108,7 @@ fn container_lists_the_real_directory(env: &Env) -> Outcome {
 }
 
 fn container_mounts_below_the_mark_root(env: &Env) -> Outcome {
-    let (src, dst) = (marked(env).join("sub"), target(env));
+    let (src, dst) = (tree(env).mark.join("sub"), tree(env).target);
     container::run(move || {
         mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount of sub")?;
         let st = stat(&dst).ctx("stat")?;
@@ -148,7 +120,7 @@ fn container_mounts_below_the_mark_root(env: &Env) -> Outcome {
 fn container_cannot_shift_a_shifting_mount(env: &Env) -> Outcome {
     let other = env.scratch.join("shift-other");
     std::fs::create_dir_all(&other).ctx("mkdir")?;
-    in_shifted(env, move |t| {
+    tree(env).in_shifted(move |t| {
         let fc = FsContext::open(FS_NAME)?;
         fc.set_string("source", t.to_str().ok_or("path")?)
             .ctx("source")?;
@@ -167,7 +139,7 @@ fn shifting_mount_is_one_level_deep(env: &Env) -> Outcome {
     // An overlayfs over the shifting mount works only if shiftfs stacks one
     // level over tmpfs (the limit is two). Checked from the host: the
     // container has no business with overlayfs here.
-    let (src, dst) = (marked(env), target(env));
+    let (src, dst) = (tree(env).mark, tree(env).target);
     let lower = env.scratch.join("shift-ovl");
     std::fs::create_dir_all(&lower).ctx("mkdir")?;
     mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("host shifting mount")?;
@@ -223,7 +195,7 @@ fn shiftfs_on_overlayfs(env: &Env) -> Outcome {
     std::os::unix::fs::chown(lower.join("f"), Some(1000), Some(1000)).ctx("chown")?;
     let merged = overlay(&dir, &lower)?;
     mount(&merged, &merged, FS_NAME, MountFlags::empty(), c"mark").ctx("mark the overlay")?;
-    let (src, dst) = (merged.clone(), target(env));
+    let (src, dst) = (merged.clone(), tree(env).target);
     let res = container::run(move || {
         mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
         let st = stat(dst.join("f")).ctx("stat")?;
@@ -256,6 +228,10 @@ fn stacking_past_the_limit_is_einval(env: &Env) -> Outcome {
     out
 }
 
+fn tree(env: &Env) -> Tree {
+    Tree::new(env, "shift")
+}
+
 fn host_unmarks(env: &Env) -> Outcome {
-    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+    tree(env).unmark()
 }

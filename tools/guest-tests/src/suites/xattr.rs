@@ -2,17 +2,16 @@
 //! real container (0:100000:65536).
 
 use crate::{
-    container, ensure, ensure_eq,
+    ensure, ensure_eq,
+    fixture::{load, unload, Tree},
     harness::{Context, Outcome},
-    sys::{self, FS_NAME},
     tests, Env,
 };
 use rustix::{
     fs::{self as rfs, Mode, OFlags, XattrFlags},
     io::Errno,
-    mount::{mount, unmount, MountFlags, UnmountFlags},
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const TESTS: &[crate::harness::Test] = tests![
     load,
@@ -27,26 +26,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
 
 const ACL_ACCESS: &str = "system.posix_acl_access";
 const UNDEFINED: u32 = u32::MAX;
-
-fn real(env: &Env) -> PathBuf {
-    env.scratch.join("xattr-real")
-}
-
-fn marked(env: &Env) -> PathBuf {
-    env.scratch.join("xattr-mark")
-}
-
-fn target(env: &Env) -> PathBuf {
-    env.scratch.join("xattr-target")
-}
-
-fn load(env: &Env) -> Outcome {
-    sys::load_module(&env.module)
-}
-
-fn unload(_: &Env) -> Outcome {
-    sys::unload_module(FS_NAME).ctx("delete_module(shiftfs)")
-}
 
 /// A `system.posix_acl_*` value from (tag, perm, id) entries.
 fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
@@ -74,10 +53,9 @@ fn acl_entries(v: &[u8]) -> Vec<(u16, u16, u32)> {
 }
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
-    let r = real(env);
-    for d in [r.clone(), marked(env), target(env)] {
-        std::fs::create_dir_all(d).ctx("mkdir")?;
-    }
+    let tree = tree(env);
+    tree.create()?;
+    let r = tree.real.clone();
     let f = r.join("file");
     std::fs::write(&f, b"x").ctx("create")?;
     rfs::setxattr(&f, "user.test", b"hello", XattrFlags::empty()).ctx("set user.test")?;
@@ -95,15 +73,7 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
     let g = r.join("acl");
     std::fs::write(&g, b"acl").ctx("create acl file")?;
     rfs::setxattr(&g, ACL_ACCESS, &acl, XattrFlags::empty()).ctx("set ACL")?;
-    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")
-}
-
-fn in_shifted(env: &Env, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
-    let (src, dst) = (marked(env), target(env));
-    container::run(move || {
-        mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
-        f(&dst)
-    })
+    tree.mark()
 }
 
 fn getxattr(path: &Path, name: &str) -> Result<Vec<u8>, Errno> {
@@ -114,7 +84,7 @@ fn getxattr(path: &Path, name: &str) -> Result<Vec<u8>, Errno> {
 }
 
 fn user_xattr_reads_back(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         ensure_eq!(
             getxattr(&t.join("file"), "user.test"),
             Ok(b"hello".to_vec()),
@@ -130,7 +100,7 @@ fn user_xattr_reads_back(env: &Env) -> Outcome {
 }
 
 fn trusted_xattrs_stay_hidden_from_the_container(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let mut buf = vec![0u8; 4096];
         let n = rfs::listxattr(t.join("file"), &mut buf).ctx("listxattr")?;
         let names: Vec<&[u8]> = buf[..n]
@@ -155,7 +125,7 @@ fn trusted_xattrs_stay_hidden_from_the_container(env: &Env) -> Outcome {
 }
 
 fn acl_ids_read_shifted(env: &Env) -> Outcome {
-    in_shifted(env, |t| {
+    tree(env).in_shifted(|t| {
         let v = getxattr(&t.join("acl"), ACL_ACCESS).map_err(|e| format!("getxattr ACL: {e}"))?;
         let named: Vec<(u16, u32)> = acl_entries(&v)
             .into_iter()
@@ -174,7 +144,7 @@ fn acl_ids_read_shifted(env: &Env) -> Outcome {
 
 fn acl_grants_access_to_the_shifted_user(env: &Env) -> Outcome {
     for (uid, want) in [(1000, Ok(())), (2000, Err(Errno::ACCESS))] {
-        in_shifted(env, move |t| {
+        tree(env).in_shifted(move |t| {
             let id = rfs::Uid::from_raw(uid);
             let gid = rfs::Gid::from_raw(uid);
             rustix::thread::set_thread_res_gid(gid, gid, gid).ctx("setresgid")?;
@@ -191,6 +161,10 @@ fn acl_grants_access_to_the_shifted_user(env: &Env) -> Outcome {
     Ok(())
 }
 
+fn tree(env: &Env) -> Tree {
+    Tree::new(env, "xattr")
+}
+
 fn host_unmarks(env: &Env) -> Outcome {
-    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+    tree(env).unmark()
 }
