@@ -139,33 +139,24 @@ impl<T: FileSystem> Tables<T> {
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
-    const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
-        lookup: Some(lookup::<T>),
-        listxattr: Some(listxattr::<T>),
-        get_acl: Some(get_acl::<T>),
-        get_inode_acl: Some(get_inode_acl::<T>),
+    /// Every stacked inode's operations; directories and symlinks add theirs.
+    const FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
         getattr: Some(getattr::<T>),
         setattr: Some(setattr::<T>),
         permission: Some(permission::<T>),
+        listxattr: Some(listxattr::<T>),
+        get_acl: Some(get_acl::<T>),
+        get_inode_acl: Some(get_inode_acl::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
-    const FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
-        getattr: Some(getattr::<T>),
-        listxattr: Some(listxattr::<T>),
-        get_acl: Some(get_acl::<T>),
-        get_inode_acl: Some(get_inode_acl::<T>),
-        setattr: Some(setattr::<T>),
-        permission: Some(permission::<T>),
-        // SAFETY: see above.
-        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
+        lookup: Some(lookup::<T>),
+        ..Self::FILE_IOPS
     };
     const LINK_IOPS: bindings::inode_operations = bindings::inode_operations {
         get_link: Some(get_link::<T>),
-        listxattr: Some(listxattr::<T>),
-        getattr: Some(getattr::<T>),
-        // SAFETY: see above.
-        ..unsafe { MaybeUninit::zeroed().assume_init() }
+        ..Self::FILE_IOPS
     };
     const DIR_FOPS: bindings::file_operations = bindings::file_operations {
         open: Some(dir_open::<T>),

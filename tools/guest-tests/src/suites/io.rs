@@ -30,6 +30,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     seekdir_resumes_a_listing,
     chmod_chown_seen_on_disk,
     chown_to_an_id_the_container_cannot_map_is_einval,
+    lchown_of_a_symlink_reaches_the_disk,
     truncate_and_utimes_seen_on_disk,
     permission_follows_the_shifted_owner,
     host_unmarks,
@@ -305,6 +306,31 @@ fn chown_to_an_id_the_container_cannot_map_is_einval(env: &Env) -> Outcome {
         ensure_eq!(res, Err(Errno::INVAL), "chown to 70000 in the container");
         Ok(())
     })
+}
+
+fn lchown_of_a_symlink_reaches_the_disk(env: &Env) -> Outcome {
+    std::os::unix::fs::symlink("attrs", tree(env).real.join("link")).ctx("symlink")?;
+    tree(env).in_shifted(|t| {
+        let id = (
+            Some(rfs::Uid::from_raw(2000)),
+            Some(rfs::Gid::from_raw(2000)),
+        );
+        rfs::chownat(
+            rfs::CWD,
+            t.join("link"),
+            id.0,
+            id.1,
+            rfs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx("lchown")
+    })?;
+    let st = rfs::lstat(tree(env).real.join("link")).ctx("lstat on host")?;
+    ensure_eq!(
+        (st.st_uid, st.st_gid),
+        (2000, 2000),
+        "owner of the symlink on disk"
+    );
+    Ok(())
 }
 
 fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
