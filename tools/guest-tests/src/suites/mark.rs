@@ -4,7 +4,7 @@
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{load, unload},
+    fixture::{load, unload, Tree},
     harness::{Context, Outcome},
     sys::{self, expect_logged_error, FsContext, FS_NAME},
     tests, Env,
@@ -45,14 +45,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     unload,
 ];
 
-fn real(env: &Env) -> PathBuf {
-    env.scratch.join("mark-real")
-}
-
-fn view(env: &Env) -> PathBuf {
-    env.scratch.join("mark-view")
-}
-
 fn mark(src: &Path, dst: &Path) -> Result<(), Errno> {
     mount(src, dst, FS_NAME, MountFlags::empty(), c"mark")
 }
@@ -61,10 +53,9 @@ fn mark(src: &Path, dst: &Path) -> Result<(), Errno> {
 const ENTRIES: usize = 300;
 
 fn host_marks_a_directory(env: &Env) -> Outcome {
-    let r = real(env);
-    for d in [r.clone(), view(env), r.join("sub/deeper")] {
-        std::fs::create_dir_all(&d).ctx("mkdir")?;
-    }
+    tree(env).create()?;
+    let r = tree(env).real;
+    std::fs::create_dir_all(r.join("sub/deeper")).ctx("mkdir")?;
     std::fs::write(r.join("file"), b"data").ctx("create file")?;
     std::fs::write(r.join("sub/deeper/leaf"), b"leaf").ctx("create leaf")?;
     std::os::unix::fs::chown(r.join("file"), Some(1000), Some(1001)).ctx("chown")?;
@@ -73,7 +64,7 @@ fn host_marks_a_directory(env: &Env) -> Outcome {
     for i in 0..ENTRIES {
         std::fs::write(r.join(format!("entry-{i:04}")), b"").ctx("create entry")?;
     }
-    mark(&r, &view(env)).ctx("mount -t shiftfs -o mark")
+    mark(&r, &tree(env).mark).ctx("mount -t shiftfs -o mark")
 }
 
 fn names(dir: &Path) -> Result<Vec<(String, bool)>, String> {
@@ -88,7 +79,7 @@ fn names(dir: &Path) -> Result<Vec<(String, bool)>, String> {
 }
 
 fn mark_lists_the_real_directory(env: &Env) -> Outcome {
-    let (r, v) = (names(&real(env))?, names(&view(env))?);
+    let (r, v) = (names(&tree(env).real)?, names(&tree(env).mark)?);
     ensure_eq!(v.len(), ENTRIES + 4, "entries through the mark");
     ensure!(v == r, "listing differs from the real directory");
     ensure!(
@@ -111,32 +102,32 @@ fn same_attrs(what: &str, v: &rustix::fs::Stat, r: &rustix::fs::Stat) -> Outcome
 
 fn mark_shows_files_as_they_are_on_disk(env: &Env) -> Outcome {
     for name in ["file", "sub", "entry-0007"] {
-        let v = stat(view(env).join(name)).ctx("stat through mark")?;
-        let r = stat(real(env).join(name)).ctx("stat real")?;
+        let v = stat(tree(env).mark.join(name)).ctx("stat through mark")?;
+        let r = stat(tree(env).real.join(name)).ctx("stat real")?;
         same_attrs(name, &v, &r)?;
     }
-    let v = stat(view(env).join("file")).ctx("stat")?;
+    let v = stat(tree(env).mark.join("file")).ctx("stat")?;
     ensure_eq!((v.st_uid, v.st_gid), (1000, 1001), "owner of file");
     Ok(())
 }
 
 fn mark_follows_symlinks_and_deep_paths(env: &Env) -> Outcome {
-    let target = std::fs::read_link(view(env).join("link")).ctx("readlink")?;
+    let target = std::fs::read_link(tree(env).mark.join("link")).ctx("readlink")?;
     ensure_eq!(target, PathBuf::from("sub/deeper/leaf"), "symlink target");
     let (v, r) = (
-        stat(view(env).join("link")).ctx("stat via symlink")?,
-        stat(real(env).join("sub/deeper/leaf")).ctx("stat real leaf")?,
+        stat(tree(env).mark.join("link")).ctx("stat via symlink")?,
+        stat(tree(env).real.join("sub/deeper/leaf")).ctx("stat real leaf")?,
     );
     same_attrs("link", &v, &r)?;
-    let v = rustix::fs::lstat(view(env).join("link")).ctx("lstat")?;
+    let v = rustix::fs::lstat(tree(env).mark.join("link")).ctx("lstat")?;
     ensure_eq!(v.st_mode & 0o170000, 0o120000, "lstat: a symlink");
     Ok(())
 }
 
 fn hard_links_share_one_inode(env: &Env) -> Outcome {
     let (a, b) = (
-        stat(view(env).join("file")).ctx("stat file")?,
-        stat(view(env).join("hardlink")).ctx("stat hardlink")?,
+        stat(tree(env).mark.join("file")).ctx("stat file")?,
+        stat(tree(env).mark.join("hardlink")).ctx("stat hardlink")?,
     );
     ensure_eq!(a.st_ino, b.st_ino, "st_ino of two links");
     ensure_eq!(a.st_nlink, 2, "st_nlink");
@@ -148,15 +139,15 @@ fn drop_caches() -> Outcome {
 }
 
 fn inode_numbers_survive_drop_caches(env: &Env) -> Outcome {
-    let before = stat(view(env).join("sub/deeper/leaf")).ctx("stat")?;
+    let before = stat(tree(env).mark.join("sub/deeper/leaf")).ctx("stat")?;
     drop_caches()?;
-    let after = stat(view(env).join("sub/deeper/leaf")).ctx("stat after drop_caches")?;
+    let after = stat(tree(env).mark.join("sub/deeper/leaf")).ctx("stat after drop_caches")?;
     ensure_eq!(after.st_ino, before.st_ino, "st_ino after drop_caches");
     Ok(())
 }
 
 fn lookup_sees_files_created_below_later(env: &Env) -> Outcome {
-    let (v, r) = (view(env).join("later"), real(env).join("later"));
+    let (v, r) = (tree(env).mark.join("later"), tree(env).real.join("later"));
     ensure_eq!(
         stat(&v).map(|_| ()),
         Err(Errno::NOENT),
@@ -187,7 +178,10 @@ fn cat_as(uid: u32, path: &Path) -> Result<Option<Vec<u8>>, String> {
 }
 
 fn permission_follows_chmod_below(env: &Env) -> Outcome {
-    let (r, v) = (real(env).join("guarded"), view(env).join("guarded"));
+    let (r, v) = (
+        tree(env).real.join("guarded"),
+        tree(env).mark.join("guarded"),
+    );
     std::fs::write(&r, b"guarded").ctx("create")?;
     std::fs::set_permissions(&r, std::fs::Permissions::from_mode(0o600)).ctx("chmod 0600")?;
     ensure_eq!(
@@ -207,10 +201,10 @@ fn permission_follows_chmod_below(env: &Env) -> Outcome {
 }
 
 fn nothing_executes_through_a_mark(env: &Env) -> Outcome {
-    let prog = real(env).join("true");
+    let prog = tree(env).real.join("true");
     std::fs::copy("/bin/true", &prog).ctx("copy /bin/true")?;
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).ctx("chmod")?;
-    let err = std::process::Command::new(view(env).join("true"))
+    let err = std::process::Command::new(tree(env).mark.join("true"))
         .status()
         .err()
         .and_then(|e| e.raw_os_error());
@@ -227,14 +221,14 @@ fn nothing_executes_through_a_mark(env: &Env) -> Outcome {
 }
 
 fn files_read_through_the_mark(env: &Env) -> Outcome {
-    let data = std::fs::read(view(env).join("file")).ctx("read through the mark")?;
+    let data = std::fs::read(tree(env).mark.join("file")).ctx("read through the mark")?;
     ensure_eq!(data, b"data".to_vec(), "contents");
     Ok(())
 }
 
 fn mark_is_listed_with_mark_option(env: &Env) -> Outcome {
     let mounts = std::fs::read_to_string("/proc/mounts").ctx("read /proc/mounts")?;
-    let view = view(env);
+    let view = tree(env).mark;
     let line = mounts
         .lines()
         .find(|l| l.split(' ').nth(1) == view.to_str())
@@ -251,8 +245,8 @@ fn mark_is_listed_with_mark_option(env: &Env) -> Outcome {
 
 fn mark_root_shows_real_attributes(env: &Env) -> Outcome {
     let (r, v) = (
-        stat(real(env)).ctx("stat real")?,
-        stat(view(env)).ctx("stat mark")?,
+        stat(tree(env).real).ctx("stat real")?,
+        stat(tree(env).mark).ctx("stat mark")?,
     );
     ensure_eq!(v.st_ino, r.st_ino, "st_ino");
     ensure_eq!(v.st_mode, r.st_mode, "st_mode");
@@ -266,8 +260,8 @@ fn mark_root_shows_real_attributes(env: &Env) -> Outcome {
 
 fn statfs_reports_the_real_filesystem(env: &Env) -> Outcome {
     let (r, v) = (
-        statfs(real(env)).ctx("statfs real")?,
-        statfs(view(env)).ctx("statfs mark")?,
+        statfs(tree(env).real).ctx("statfs real")?,
+        statfs(tree(env).mark).ctx("statfs mark")?,
     );
     ensure_eq!(v.f_type, SHIFTFS_MAGIC, "f_type");
     ensure_eq!(v.f_blocks, r.f_blocks, "f_blocks");
@@ -290,7 +284,7 @@ fn rmmod_while_marked_is_refused(_: &Env) -> Outcome {
 fn mark_inside_a_mark_is_einval(env: &Env) -> Outcome {
     let fc = FsContext::open(FS_NAME)?;
     fc.set_flag("mark").ctx("fsconfig(mark)")?;
-    let src = view(env);
+    let src = tree(env).mark;
     fc.set_string("source", src.to_str().ok_or("path")?)
         .ctx("fsconfig(source)")?;
     let res = fc.create();
@@ -298,7 +292,7 @@ fn mark_inside_a_mark_is_einval(env: &Env) -> Outcome {
 }
 
 fn container_cannot_mark_a_marked_path(env: &Env) -> Outcome {
-    let view = view(env);
+    let view = tree(env).mark;
     container::run(move || {
         ensure_eq!(mark(&view, &view), Err(Errno::PERM), "mark in container");
         Ok(())
@@ -306,9 +300,8 @@ fn container_cannot_mark_a_marked_path(env: &Env) -> Outcome {
 }
 
 fn container_shifting_mount_recognises_the_mark(env: &Env) -> Outcome {
-    let view = view(env);
-    let target = env.scratch.join("mark-target");
-    std::fs::create_dir_all(&target).ctx("mkdir target")?;
+    let view = tree(env).mark;
+    let target = tree(env).target;
     container::run(move || {
         mount(&view, &target, FS_NAME, MountFlags::empty(), c"")
             .ctx("shifting mount of a marked path")?;
@@ -317,9 +310,14 @@ fn container_shifting_mount_recognises_the_mark(env: &Env) -> Outcome {
 }
 
 fn unmount_releases_the_mark(env: &Env) -> Outcome {
-    unmount(view(env), UnmountFlags::empty()).ctx("umount mark")?;
-    let v = stat(view(env)).ctx("stat after umount")?;
-    let r = stat(real(env)).ctx("stat real")?;
+    unmount(tree(env).mark, UnmountFlags::empty()).ctx("umount mark")?;
+    let v = stat(tree(env).mark).ctx("stat after umount")?;
+    let r = stat(tree(env).real).ctx("stat real")?;
     ensure!(v.st_ino != r.st_ino, "mark still mounted after umount");
     Ok(())
+}
+
+/// `mark` is where the host mounts the mark of `real`.
+fn tree(env: &Env) -> Tree {
+    Tree::new(env, "mark")
 }

@@ -9,7 +9,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload},
+    fixture::{load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
@@ -19,7 +19,7 @@ use nix::sys::{
     inotify::{AddWatchFlags as W, InitFlags as IFlags, Inotify},
 };
 use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
-use std::{io::Write, os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use std::{io::Write, os::unix::fs::PermissionsExt, time::Duration};
 
 pub const TESTS: &[crate::harness::Test] = tests![
     load,
@@ -33,33 +33,21 @@ pub const TESTS: &[crate::harness::Test] = tests![
     unload,
 ];
 
-fn real(env: &Env) -> PathBuf {
-    env.scratch.join("notify-real")
-}
-
-fn marked(env: &Env) -> PathBuf {
-    env.scratch.join("notify-mark")
-}
-
-fn shifted(env: &Env) -> PathBuf {
-    env.scratch.join("notify-shifted")
-}
-
 fn host_prepares_and_mounts(env: &Env) -> Outcome {
-    let r = real(env);
-    for d in [r.join("dir"), marked(env), shifted(env)] {
-        std::fs::create_dir_all(d).ctx("mkdir")?;
-    }
+    let tree = tree(env);
+    tree.create()?;
+    let r = tree.real.clone();
+    std::fs::create_dir_all(r.join("dir")).ctx("mkdir")?;
     for f in ["dir/file", "watched", "churn", "fan"] {
         std::fs::write(r.join(f), b"x").ctx("create")?;
     }
-    mount(&r, marked(env), FS_NAME, MountFlags::empty(), c"mark").ctx("mark")?;
-    mount(marked(env), shifted(env), FS_NAME, MountFlags::empty(), c"").ctx("shift")
+    tree.mark()?;
+    mount(&tree.mark, &tree.target, FS_NAME, MountFlags::empty(), c"").ctx("shift")
 }
 
 fn host_unmounts(env: &Env) -> Outcome {
-    unmount(shifted(env), UnmountFlags::empty()).ctx("umount shifted")?;
-    unmount(marked(env), UnmountFlags::empty()).ctx("umount mark")
+    unmount(tree(env).target, UnmountFlags::empty()).ctx("umount shifted")?;
+    tree(env).unmark()
 }
 
 fn drop_caches() -> Outcome {
@@ -82,7 +70,7 @@ fn events(ino: &Inotify) -> Result<Vec<(W, String)>, String> {
 }
 
 fn directory_watch_survives_drop_caches(env: &Env) -> Outcome {
-    let dir = shifted(env).join("dir");
+    let dir = tree(env).target.join("dir");
     let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
     ino.add_watch(&dir, W::IN_ATTRIB | W::IN_OPEN | W::IN_CLOSE_WRITE)
         .ctx("add_watch dir")?;
@@ -123,7 +111,7 @@ fn directory_watch_survives_drop_caches(env: &Env) -> Outcome {
 }
 
 fn file_watch_survives_drop_caches(env: &Env) -> Outcome {
-    let file = shifted(env).join("watched");
+    let file = tree(env).target.join("watched");
     let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
     ino.add_watch(
         &file,
@@ -149,11 +137,11 @@ fn file_watch_survives_drop_caches(env: &Env) -> Outcome {
 
 fn real_path_changes_do_not_show(env: &Env) -> Outcome {
     let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
-    ino.add_watch(&shifted(env).join("watched"), W::IN_ALL_EVENTS)
+    ino.add_watch(&tree(env).target.join("watched"), W::IN_ALL_EVENTS)
         .ctx("add_watch")?;
-    std::fs::write(real(env).join("watched"), b"below").ctx("write on the real path")?;
+    std::fs::write(tree(env).real.join("watched"), b"below").ctx("write on the real path")?;
     std::fs::set_permissions(
-        real(env).join("watched"),
+        tree(env).real.join("watched"),
         std::fs::Permissions::from_mode(0o600),
     )
     .ctx("chmod on the real path")?;
@@ -166,7 +154,7 @@ fn real_path_changes_do_not_show(env: &Env) -> Outcome {
 }
 
 fn watches_come_and_go_under_writes(env: &Env) -> Outcome {
-    let file = shifted(env).join("churn");
+    let file = tree(env).target.join("churn");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (file, stop) = (file.clone(), stop.clone());
@@ -209,7 +197,7 @@ fn watches_come_and_go_under_writes(env: &Env) -> Outcome {
 }
 
 fn fanotify_inode_mark_reports_open_modify_close(env: &Env) -> Outcome {
-    let file = shifted(env).join("fan");
+    let file = tree(env).target.join("fan");
     let fan = Fanotify::init(
         InitFlags::FAN_CLASS_NOTIF | InitFlags::FAN_NONBLOCK,
         EventFFlags::O_RDONLY,
@@ -240,4 +228,9 @@ fn fanotify_inode_mark_reports_open_modify_close(env: &Env) -> Outcome {
     let want = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
     ensure_eq!(mask & want, want, "fanotify events");
     Ok(())
+}
+
+/// The shifting mount of this suite is the host's, on `target`.
+fn tree(env: &Env) -> Tree {
+    Tree::new(env, "notify")
 }
