@@ -32,10 +32,6 @@ pub(crate) enum SourceFs {
     /// A shiftfs mark mount.
     ShiftfsMark,
     /// A shiftfs shifting mount (a container marking inside it: nesting).
-    #[cfg_attr(
-        not(shiftfs_kunit),
-        allow(dead_code, reason = "set once shifting superblocks exist")
-    )]
     ShiftfsShifting,
 }
 

@@ -19,7 +19,7 @@ use crate::{
         super_block::{NewSuperBlock, SuperBlock},
         user_ns::{Kgid, Kuid},
     },
-    SHIFTFS_TYPE,
+    xattr, SHIFTFS_TYPE,
 };
 use kernel::{
     c_str,
@@ -63,21 +63,48 @@ impl FileSystem for Shiftfs {
     }
 
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid) {
-        let shift = Shift {
-            real: real_sb.user_ns(),
-            shifted: sb.user_ns(),
-        };
+        let shift = shift_of(sb, real_sb);
         (shift.uid_up(uid), shift.gid_up(gid))
     }
 
-    fn acl_up(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>> {
-        crate::xattr::acl_up(
-            acl,
-            &Shift {
-                real: real_sb.user_ns(),
-                shifted: sb.user_ns(),
-            },
-        )
+    fn acl_up(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        acl: &PosixAcl,
+        for_permission: bool,
+    ) -> Result<ARef<PosixAcl>> {
+        let shift = shift_of(sb, real_sb);
+        if for_permission {
+            xattr::acl_up_for_permission(acl, &shift)
+        } else {
+            xattr::acl_up(acl, &shift)
+        }
+    }
+
+    fn acl_down(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>> {
+        xattr::acl_down(acl, &shift_of(sb, real_sb))
+    }
+
+    fn xattr_translated(name: &CStr) -> bool {
+        name.as_bytes() == xattr::CAPS.as_bytes()
+    }
+
+    fn xattr_up(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        _name: &CStr,
+        value: &[u8],
+    ) -> Result<KVec<u8>> {
+        xattr::caps_value_up(value, &shift_of(sb, real_sb))
+    }
+
+    fn xattr_down(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        _name: &CStr,
+        value: &[u8],
+    ) -> Result<KVec<u8>> {
+        xattr::caps_value_down(value, &shift_of(sb, real_sb))
     }
 
     fn shift_ids_down(
@@ -86,10 +113,7 @@ impl FileSystem for Shiftfs {
         uid: Kuid,
         gid: Kgid,
     ) -> Option<(Kuid, Kgid)> {
-        let shift = Shift {
-            real: real_sb.user_ns(),
-            shifted: sb.user_ns(),
-        };
+        let shift = shift_of(sb, real_sb);
         Some((shift.uid_down(uid)?, shift.gid_down(gid)?))
     }
 
@@ -99,6 +123,14 @@ impl FileSystem for Shiftfs {
         } else {
             c_str!("")
         }
+    }
+}
+
+/// The shift between a shiftfs superblock and the real one under it.
+fn shift_of<'a>(sb: &'a SuperBlock, real_sb: &'a SuperBlock) -> Shift<'a> {
+    Shift {
+        real: real_sb.user_ns(),
+        shifted: sb.user_ns(),
     }
 }
 
@@ -147,6 +179,11 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         let sb = path.super_block();
         let on = sb.info::<Shiftfs>(&SHIFTFS_TYPE);
         if self.mark {
+            // A mark inside a shifting mount (root of a container marking
+            // for a nested one) stands on the real directory under it, with
+            // the outer mark creator's credentials: depth does not grow, and
+            // the nested mount's ids are shifted from the real ones.
+            let outer = on.filter(|info| !info.mark);
             let depth = mark::check_mark(&MarkSource {
                 admin: capable_sys_admin(sb.user_ns()),
                 is_dir: path.is_dir(),
@@ -156,14 +193,22 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                     Some(_) => SourceFs::ShiftfsShifting,
                 },
                 idmapped: path.is_idmapped(),
-                real_depth: sb.stack_depth(),
+                real_depth: outer.map_or(sb.stack_depth(), |o| {
+                    o.real.super_block().stack_depth()
+                }),
             })
             .map_err(refused)?;
-            let creator = Credential::current_without_cap(CAP_SYS_RESOURCE)?;
+            let (real, creator) = match outer {
+                None => (path, Credential::current_without_cap(CAP_SYS_RESOURCE)?),
+                Some(o) => (
+                    stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?,
+                    o.creator.clone(),
+                ),
+            };
             let info = KBox::new(
                 SbInfo {
                     mark: true,
-                    real: path,
+                    real,
                     creator,
                     depth,
                 },

@@ -19,11 +19,11 @@ use crate::{
     shift::Shift,
     vfs::{
         acl::{AclId, PosixAcl},
-        errno::eoverflow,
-        user_ns::overflow_ids,
+        errno::{enodata, eoverflow},
+        user_ns::{overflow_ids, Kgid, Kuid},
     },
 };
-use kernel::{error::code::EINVAL, prelude::*, types::ARef};
+use kernel::{c_str, error::code::EINVAL, prelude::*, str::CStr, types::ARef};
 
 const REVISION_MASK: u32 = 0xff00_0000;
 const REVISION_1: u32 = 0x0100_0000;
@@ -128,10 +128,59 @@ pub(crate) fn caps_down(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Resul
     caps.encode(map(caps.rootid).ok_or(EINVAL)?)
 }
 
-/// The ACL a shiftfs inode shows for a real inode's `acl`.
+/// The name of file capabilities.
+pub(crate) const CAPS: &CStr = c_str!("security.capability");
+
+/// A capability read from the real filesystem, for shiftfs.
+///
+/// Capabilities follow kernel ids, not on-disk numbers: a capability is
+/// valid for the root of the user namespaces that own its root id. So the
+/// root id is read as a kernel id in the real superblock's namespace and
+/// written in the shiftfs superblock's, unshifted: a capability set by a
+/// container (root id its root, kernel uid 100000) reads as the container
+/// root's (revision 2) in the container, and one set by the host (root id
+/// 0) does not exist for the container (ENODATA, as the kernel treats a
+/// capability not valid in the namespace at exec).
+pub(crate) fn caps_value_up(value: &[u8], shift: &Shift<'_>) -> Result<KVec<u8>> {
+    caps_up(value, |root| {
+        shift.shifted.uid_of(shift.real.make_kuid(root))
+    })
+    .map_err(|e| if e == eoverflow() { enodata() } else { e })
+}
+
+/// A capability written through shiftfs (already converted by the VFS for
+/// the shiftfs superblock), for the real filesystem: the reverse of
+/// [`caps_value_up`]. A container's root capability is written as revision
+/// 3 naming its root's kernel uid, valid for the container and not for the
+/// host.
+pub(crate) fn caps_value_down(value: &[u8], shift: &Shift<'_>) -> Result<KVec<u8>> {
+    caps_down(value, |root| {
+        shift.real.uid_of(shift.shifted.make_kuid(root))
+    })
+}
+
+/// The ACL a shiftfs inode shows for a real inode's `acl`, to a reader:
+/// entries naming unmapped ids show the overflow id (as owners do).
 pub(crate) fn acl_up(acl: &PosixAcl, shift: &Shift<'_>) -> Result<ARef<PosixAcl>> {
     let (ouid, ogid) = overflow_ids();
-    let (ouid, ogid) = (shift.shifted.make_kuid(ouid), shift.shifted.make_kgid(ogid));
+    acl_up_as(
+        acl,
+        shift,
+        shift.shifted.make_kuid(ouid),
+        shift.shifted.make_kgid(ogid),
+    )
+}
+
+/// The ACL a shiftfs inode has for permission checks: entries naming
+/// unmapped ids name the invalid id, which matches no one (the overflow id
+/// would grant the container's `nobody` what the real entry grants a
+/// stranger).
+pub(crate) fn acl_up_for_permission(acl: &PosixAcl, shift: &Shift<'_>) -> Result<ARef<PosixAcl>> {
+    acl_up_as(acl, shift, Kuid::INVALID, Kgid::INVALID)
+}
+
+/// Shifts the named entries of `acl` up; unmapped ones become `ouid`/`ogid`.
+fn acl_up_as(acl: &PosixAcl, shift: &Shift<'_>, ouid: Kuid, ogid: Kgid) -> Result<ARef<PosixAcl>> {
     acl.try_map(|mut e| {
         e.id = match e.id {
             AclId::User(k) => AclId::User(

@@ -99,6 +99,20 @@ impl PosixAcl {
         NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
     }
 
+    /// An ACL a caller holds, borrowed: `None` for NULL.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be NULL or a live ACL that stays live for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::posix_acl) -> Option<&'a Self> {
+        // SAFETY: `repr(transparent)`; liveness is the caller's promise.
+        (!ptr.is_null()).then(|| unsafe { &*ptr.cast::<Self>() })
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut bindings::posix_acl {
+        self.0.get()
+    }
+
     /// Hands the reference over to C.
     pub(crate) fn into_raw(acl: ARef<Self>) -> *mut bindings::posix_acl {
         ARef::into_raw(acl).as_ptr().cast()

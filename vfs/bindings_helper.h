@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/fileattr.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/namei.h>
@@ -32,3 +33,4 @@ const unsigned long SHIFTFS_SB_I_NOEXEC = SB_I_NOEXEC;
 const unsigned long SHIFTFS_SB_I_NODEV = SB_I_NODEV;
 const unsigned int SHIFTFS_I_NEW = I_NEW;
 const unsigned int SHIFTFS_FMODE_CAN_ODIRECT = FMODE_CAN_ODIRECT;
+const unsigned int SHIFTFS_FMODE_OPENED = FMODE_OPENED;

@@ -3,7 +3,7 @@
 //! Directory entries (`struct dentry`).
 
 use super::{bindings, inode::Inode};
-use core::ptr::NonNull;
+use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::types::{AlwaysRefCounted, Opaque};
 
 /// A reference-counted dentry.
@@ -54,5 +54,29 @@ impl Dentry {
     pub(crate) fn is_unhashed(&self) -> bool {
         // SAFETY: `self` is live.
         unsafe { bindings::shiftfs_d_unhashed(self.as_raw()) }
+    }
+}
+
+/// Whether `a` and `b` have the same name now (each read consistently,
+/// `take_dentry_name_snapshot()`), for dentries whose names may change
+/// under a concurrent rename.
+pub(crate) fn same_name(a: &Dentry, b: &Dentry) -> bool {
+    let mut sa = MaybeUninit::<bindings::name_snapshot>::uninit();
+    let mut sb = MaybeUninit::<bindings::name_snapshot>::uninit();
+    // SAFETY: both dentries are live; each snapshot is filled in by
+    // `take_dentry_name_snapshot` before it is read, and released once.
+    unsafe {
+        bindings::take_dentry_name_snapshot(sa.as_mut_ptr(), a.as_raw());
+        bindings::take_dentry_name_snapshot(sb.as_mut_ptr(), b.as_raw());
+        let (na, nb) = (&(*sa.as_ptr()).name, &(*sb.as_ptr()).name);
+        let (la, lb) = (
+            na.__bindgen_anon_1.__bindgen_anon_1.len as usize,
+            nb.__bindgen_anon_1.__bindgen_anon_1.len as usize,
+        );
+        let same = la == lb
+            && core::slice::from_raw_parts(na.name, la) == core::slice::from_raw_parts(nb.name, lb);
+        bindings::release_dentry_name_snapshot(sb.as_mut_ptr());
+        bindings::release_dentry_name_snapshot(sa.as_mut_ptr());
+        same
     }
 }

@@ -14,3 +14,8 @@ pub(crate) fn eopnotsupp() -> Error {
 pub(crate) fn eoverflow() -> Error {
     Error::from_errno(-(bindings::EOVERFLOW as i32))
 }
+
+/// `ENODATA`: no such attribute.
+pub(crate) fn enodata() -> Error {
+    Error::from_errno(-(bindings::ENODATA as i32))
+}

@@ -48,9 +48,35 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     /// The owner and group a stacked inode of `sb` shows for a real inode
     /// of `real_sb` owned by `uid`/`gid`.
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid);
-    /// The ACL a stacked inode of `sb` shows for a real inode's `acl` (on
-    /// a superblock `real_sb`).
-    fn acl_up(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>>;
+    /// The ACL a stacked inode of `sb` has for a real inode's `acl` (on a
+    /// superblock `real_sb`): to show to a reader, or `for_permission`
+    /// checks.
+    fn acl_up(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        acl: &PosixAcl,
+        for_permission: bool,
+    ) -> Result<ARef<PosixAcl>>;
+    /// The ACL to set on a real inode for `acl` set through `sb`.
+    fn acl_down(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>>;
+    /// Whether the values of xattr `name` carry ids to translate.
+    fn xattr_translated(name: &CStr) -> bool;
+    /// The value a stacked inode of `sb` shows for `value` of xattr `name`
+    /// (one of [`Self::xattr_translated`]) of a real inode of `real_sb`.
+    fn xattr_up(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        name: &CStr,
+        value: &[u8],
+    ) -> Result<KVec<u8>>;
+    /// The value to write on a real inode of `real_sb` for `value` of xattr
+    /// `name` (one of [`Self::xattr_translated`]) set through `sb`.
+    fn xattr_down(
+        sb: &SuperBlock,
+        real_sb: &SuperBlock,
+        name: &CStr,
+        value: &[u8],
+    ) -> Result<KVec<u8>>;
     /// The real owner and group to write for `uid`/`gid` set through `sb`,
     /// if the real filesystem can hold them.
     fn shift_ids_down(

@@ -65,6 +65,11 @@ void shiftfs_inode_lock(struct inode *inode)
 	inode_lock(inode);
 }
 
+void shiftfs_inode_lock_parent(struct inode *inode)
+{
+	inode_lock_nested(inode, I_MUTEX_PARENT);
+}
+
 void shiftfs_inode_unlock(struct inode *inode)
 {
 	inode_unlock(inode);

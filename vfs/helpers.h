@@ -32,6 +32,7 @@ loff_t shiftfs_i_size_read(const struct inode *inode);
 void shiftfs_i_size_write(struct inode *inode, loff_t size);
 void shiftfs_inode_lock(struct inode *inode);
 void shiftfs_inode_unlock(struct inode *inode);
+void shiftfs_inode_lock_parent(struct inode *inode);
 void shiftfs_spin_lock(spinlock_t *lock);
 void shiftfs_spin_unlock(spinlock_t *lock);
 int shiftfs_iocb_flags(struct file *file);

@@ -104,6 +104,11 @@ pub(crate) unsafe fn copy_attrs(dst: *mut bindings::inode, real: &Inode, uid: Ku
         (*dst).i_uid.val = uid.0;
         (*dst).i_gid.val = gid.0;
         (*dst).i_rdev = (*src).i_rdev;
+        // The flags that change what may be done to the file and how it
+        // is written (as overlayfs copies them).
+        let flags =
+            bindings::S_SYNC | bindings::S_NOATIME | bindings::S_APPEND | bindings::S_IMMUTABLE;
+        (*dst).i_flags = ((*dst).i_flags & !flags) | ((*src).i_flags & flags);
         copy_size_times(dst, real);
         bindings::set_nlink(dst, (*src).__bindgen_anon_1.i_nlink);
     }

@@ -7,9 +7,8 @@
 //! [`FileSystem::enter`], the credential override.
 
 use super::{
-    acl::PosixAcl,
     bindings,
-    dentry::Dentry,
+    dentry::{same_name, Dentry},
     fs_type::{self, FileSystem},
     inode::{iget_stacked, Inode},
     path::Path,
@@ -25,6 +24,20 @@ use kernel::{
 };
 
 /// `ACL_DONT_CACHE`: tells the VFS not to cache an inode's ACLs.
+mod file;
+mod namei;
+mod xattr;
+
+use file::{file_llseek, file_open, file_release, fsync, mmap, read_iter, splice_read, write_iter};
+use xattr::{get_acl, get_inode_acl, listxattr, xattr_get};
+
+/// The idmapping of mounts without one: the real filesystem is always
+/// reached through such a mount's view.
+fn nop_idmap() -> *mut bindings::mnt_idmap {
+    // Taking the address of the static reads nothing.
+    core::ptr::addr_of_mut!(bindings::nop_mnt_idmap)
+}
+
 const ACL_DONT_CACHE: *mut bindings::posix_acl = usize::MAX.wrapping_sub(2) as *mut _;
 
 fn err_ptr<T>(e: Error) -> *mut T {
@@ -117,6 +130,7 @@ pub(crate) fn iget<T: FileSystem>(
                 bindings::S_IFREG => {
                     (*raw).i_op = &Tables::<T>::FILE_IOPS;
                     (*raw).__bindgen_anon_3.i_fop = &Tables::<T>::FILE_FOPS;
+                    (*(*raw).i_mapping).a_ops = &FILE_AOPS;
                 }
                 _ => {
                     (*raw).i_op = &Tables::<T>::FILE_IOPS;
@@ -147,11 +161,23 @@ impl<T: FileSystem> Tables<T> {
         listxattr: Some(listxattr::<T>),
         get_acl: Some(get_acl::<T>),
         get_inode_acl: Some(get_inode_acl::<T>),
+        set_acl: Some(xattr::set_acl::<T>),
+        fileattr_get: Some(xattr::fileattr_get::<T>),
+        fileattr_set: Some(xattr::fileattr_set::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
     const DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
         lookup: Some(lookup::<T>),
+        create: Some(namei::create::<T>),
+        mkdir: Some(namei::mkdir::<T>),
+        mknod: Some(namei::mknod::<T>),
+        symlink: Some(namei::symlink::<T>),
+        link: Some(namei::link::<T>),
+        unlink: Some(namei::unlink::<T>),
+        rmdir: Some(namei::rmdir::<T>),
+        rename: Some(namei::rename::<T>),
+        tmpfile: Some(namei::tmpfile::<T>),
         ..Self::FILE_IOPS
     };
     const LINK_IOPS: bindings::inode_operations = bindings::inode_operations {
@@ -176,6 +202,11 @@ impl<T: FileSystem> Tables<T> {
         llseek: Some(file_llseek),
         fsync: Some(fsync),
         mmap: Some(mmap),
+        splice_write: Some(file::splice_write),
+        fallocate: Some(file::fallocate),
+        fadvise: Some(file::fadvise),
+        copy_file_range: Some(file::copy_file_range),
+        remap_file_range: Some(file::remap_file_range),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
@@ -186,12 +217,22 @@ impl<T: FileSystem> Tables<T> {
     const XATTR: bindings::xattr_handler = bindings::xattr_handler {
         prefix: c"".as_ptr().cast(),
         get: Some(xattr_get::<T>),
+        set: Some(xattr::xattr_set::<T>),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
     const XATTR_HANDLERS: [*const bindings::xattr_handler; 2] =
         [&Self::XATTR as *const _, core::ptr::null()];
 }
+
+/// Address space operations of stacked regular files: I/O goes to the real
+/// file, but `open(O_DIRECT)` looks for `direct_IO` here (and the real
+/// file's open refuses O_DIRECT where the real filesystem does).
+static FILE_AOPS: bindings::address_space_operations = bindings::address_space_operations {
+    direct_IO: Some(bindings::noop_direct_IO),
+    // SAFETY: all-zero is a valid operations table.
+    ..unsafe { MaybeUninit::zeroed().assume_init() }
+};
 
 /// The xattr handlers of superblocks of `T` (`s_xattr`).
 pub(crate) fn xattr_handlers<T: FileSystem>() -> *const *const bindings::xattr_handler {
@@ -233,6 +274,11 @@ unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags
     // SAFETY: per the contract; a looked-up dentry has its real dentry.
     let (stacked, real) = unsafe { (Dentry::from_raw(d), real_of(d)) };
     if real.is_unhashed() || stacked.inode().is_some() != real.inode().is_some() {
+        return 0;
+    }
+    // Renamed below (in place: a move to another directory unhashes nothing
+    // either, but then the name usually differs too).
+    if !same_name(stacked, real) {
         return 0;
     }
     if let (Some(inode), Some(ri)) = (stacked.inode(), real.inode()) {
@@ -505,11 +551,7 @@ unsafe extern "C" fn permission<T: FileSystem>(
         let _creds = T::enter(sb, info)?;
         // SAFETY: as above.
         to_result(unsafe {
-            bindings::inode_permission(
-                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
-                (*inode).i_private.cast(),
-                mask,
-            )
+            bindings::inode_permission(nop_idmap(), (*inode).i_private.cast(), mask)
         })?;
         Ok(0)
     })
@@ -552,11 +594,13 @@ unsafe extern "C" fn setattr<T: FileSystem>(
         }
         {
             let _creds = T::enter(sb, info)?;
+            // SAFETY: the real mount lives as long as `info`.
+            let _write = unsafe { namei::WriteAccess::get(namei::real_mnt::<T>(info)) }?;
             // SAFETY: `real` is live; `notify_change` wants its inode locked.
             let err = unsafe {
                 bindings::shiftfs_inode_lock(real_inode.as_raw());
                 let err = bindings::notify_change(
-                    core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
+                    nop_idmap(),
                     real.as_raw(),
                     &mut a,
                     core::ptr::null_mut(),
@@ -576,455 +620,4 @@ unsafe extern "C" fn setattr<T: FileSystem>(
         unsafe { super::inode::copy_attrs((*d).d_inode, real_inode, uid, gid) };
         Ok(0)
     })
-}
-
-/// The real file of an open shiftfs file.
-///
-/// # Safety
-///
-/// `file` must be a shiftfs file opened by `file_open` or `dir_open`.
-unsafe fn real_file(file: *mut bindings::file) -> *mut bindings::file {
-    // SAFETY: per the contract.
-    unsafe { (*file).private_data.cast() }
-}
-
-/// Flags `fcntl(F_SETFL)` may change.
-const SETFL_MASK: u32 =
-    bindings::O_APPEND | bindings::O_NONBLOCK | bindings::O_NDELAY | bindings::O_DIRECT;
-
-/// Carries `fcntl(F_SETFL)` changes of `file` over to its real file.
-///
-/// # Safety
-///
-/// As for [`real_file`].
-unsafe fn sync_flags(file: *mut bindings::file) -> Result {
-    // SAFETY: per the contract; `f_flags` is read as `fcntl` writes it.
-    unsafe {
-        let real = real_file(file);
-        let flags = (*file).f_flags & SETFL_MASK;
-        if ((*real).f_flags & SETFL_MASK) == flags {
-            return Ok(());
-        }
-        if flags & bindings::O_DIRECT != 0
-            && (*real).f_mode & bindings::SHIFTFS_FMODE_CAN_ODIRECT == 0
-        {
-            return Err(kernel::error::code::EINVAL);
-        }
-        bindings::shiftfs_spin_lock(&mut (*real).f_lock);
-        (*real).f_flags = ((*real).f_flags & !SETFL_MASK) | flags;
-        (*real).f_iocb_flags = bindings::shiftfs_iocb_flags(real) as _;
-        bindings::shiftfs_spin_unlock(&mut (*real).f_lock);
-    }
-    Ok(())
-}
-
-/// The backing-file context for I/O on `file`: the credentials it was
-/// opened with, and callbacks that bring the real inode's times and size
-/// up after access and writes.
-///
-/// # Safety
-///
-/// As for [`real_file`].
-unsafe fn io_ctx(file: *mut bindings::file) -> bindings::backing_file_ctx {
-    bindings::backing_file_ctx {
-        // SAFETY: per the contract; the real file keeps its credentials.
-        cred: unsafe { (*real_file(file)).f_cred },
-        user_file: file,
-        accessed: Some(file_accessed),
-        end_write: Some(file_end_write),
-    }
-}
-
-/// `backing_file_ctx::accessed` and `end_write`: copy size and times up.
-///
-/// # Safety
-///
-/// Called by the backing-file helpers with a shiftfs file.
-unsafe extern "C" fn file_accessed(file: *mut bindings::file) {
-    // SAFETY: per the contract; a stacked inode holds its real inode.
-    unsafe {
-        let inode = (*file).f_inode;
-        super::inode::copy_size_times(inode, Inode::from_raw((*inode).i_private.cast()));
-    }
-}
-
-/// See [`file_accessed`].
-///
-/// # Safety
-///
-/// As for [`file_accessed`].
-unsafe extern "C" fn file_end_write(file: *mut bindings::file, _pos: i64, _ret: isize) {
-    // SAFETY: per the contract.
-    unsafe { file_accessed(file) };
-}
-
-/// `open` of a regular file: the real inode must allow it to the overridden
-/// credentials; the real file is opened as a backing file with them.
-///
-/// # Safety
-///
-/// Called by the VFS with a regular file of `T` being opened.
-unsafe extern "C" fn file_open<T: FileSystem>(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    from_result(|| {
-        // SAFETY: per the contract.
-        let (d, flags) = unsafe { ((*file).f_path.dentry, (*file).f_flags) };
-        // SAFETY: as above.
-        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_path::<T>(d)) };
-        let creds = T::creds(sb, info)?;
-        let _as = creds.override_current();
-        let mut access = match flags & bindings::O_ACCMODE {
-            0 => bindings::MAY_READ,
-            1 => bindings::MAY_WRITE,
-            _ => bindings::MAY_READ | bindings::MAY_WRITE,
-        };
-        if flags & bindings::O_APPEND != 0 {
-            access |= bindings::MAY_APPEND;
-        }
-        // SAFETY: `real` is a live path of a positive dentry.
-        to_result(unsafe {
-            bindings::inode_permission(
-                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
-                (*real.dentry).d_inode,
-                (bindings::MAY_OPEN | access) as c_int,
-            )
-        })?;
-        // SAFETY: `file` is being opened; the backing file takes its own
-        // references to `real` and `creds`; `release` drops it.
-        let rf = kernel::error::from_err_ptr(unsafe {
-            bindings::backing_file_open(file, flags as c_int, &real, creds.as_raw())
-        })?;
-        // SAFETY: as above.
-        unsafe { (*file).private_data = rf.cast() };
-        Ok(0)
-    })
-}
-
-/// `release` of a regular file: close the real one.
-///
-/// # Safety
-///
-/// Called by the VFS once, for a file opened by `file_open`.
-unsafe extern "C" fn file_release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: per the contract.
-    unsafe { bindings::fput(real_file(file)) };
-    0
-}
-
-/// `read_iter`, through the real file.
-///
-/// # Safety
-///
-/// Called by the VFS with an I/O request on a file opened by `file_open`.
-unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
-    // SAFETY: per the contract.
-    unsafe {
-        let file = (*iocb).ki_filp;
-        if let Err(e) = sync_flags(file) {
-            return e.to_errno() as isize;
-        }
-        let mut ctx = io_ctx(file);
-        bindings::backing_file_read_iter(real_file(file), iter, iocb, (*iocb).ki_flags, &mut ctx)
-    }
-}
-
-/// `write_iter`, through the real file, serialised on the shiftfs inode.
-///
-/// # Safety
-///
-/// Called by the VFS with an I/O request on a file opened by `file_open`.
-unsafe extern "C" fn write_iter(
-    iocb: *mut bindings::kiocb,
-    iter: *mut bindings::iov_iter,
-) -> isize {
-    // SAFETY: per the contract.
-    unsafe {
-        let file = (*iocb).ki_filp;
-        if let Err(e) = sync_flags(file) {
-            return e.to_errno() as isize;
-        }
-        let inode = (*file).f_inode;
-        let mut ctx = io_ctx(file);
-        bindings::shiftfs_inode_lock(inode);
-        let ret = bindings::backing_file_write_iter(
-            real_file(file),
-            iter,
-            iocb,
-            (*iocb).ki_flags,
-            &mut ctx,
-        );
-        bindings::shiftfs_inode_unlock(inode);
-        ret
-    }
-}
-
-/// `splice_read`, from the real file.
-///
-/// # Safety
-///
-/// Called by the VFS with a file opened by `file_open`.
-unsafe extern "C" fn splice_read(
-    file: *mut bindings::file,
-    ppos: *mut i64,
-    pipe: *mut bindings::pipe_inode_info,
-    len: usize,
-    flags: c_uint,
-) -> isize {
-    // SAFETY: per the contract.
-    unsafe {
-        let mut ctx = io_ctx(file);
-        bindings::backing_file_splice_read(real_file(file), ppos, pipe, len, flags, &mut ctx)
-    }
-}
-
-/// `mmap`: map the real file.
-///
-/// # Safety
-///
-/// Called by the VFS with a file opened by `file_open`.
-unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
-    // SAFETY: per the contract.
-    unsafe {
-        let mut ctx = io_ctx(file);
-        bindings::backing_file_mmap(real_file(file), vma, &mut ctx)
-    }
-}
-
-/// `llseek`: seek the real file (SEEK_DATA and SEEK_HOLE included) from the
-/// shiftfs file's position, under the shiftfs inode's lock.
-///
-/// # Safety
-///
-/// Called by the VFS with a file opened by `file_open`.
-unsafe extern "C" fn file_llseek(file: *mut bindings::file, offset: i64, whence: c_int) -> i64 {
-    // SAFETY: per the contract.
-    unsafe {
-        let (inode, real) = ((*file).f_inode, real_file(file));
-        bindings::shiftfs_inode_lock(inode);
-        (*real).f_pos = (*file).f_pos;
-        let pos = bindings::vfs_llseek(real, offset, whence);
-        (*file).f_pos = (*real).f_pos;
-        bindings::shiftfs_inode_unlock(inode);
-        pos
-    }
-}
-
-/// `fsync`, of the real file with its credentials.
-///
-/// # Safety
-///
-/// Called by the VFS with a file opened by `file_open`.
-unsafe extern "C" fn fsync(
-    file: *mut bindings::file,
-    start: i64,
-    end: i64,
-    datasync: c_int,
-) -> c_int {
-    // SAFETY: per the contract; the real file keeps the credentials it was
-    // opened with, and `override_creds` takes a reference of its own.
-    unsafe {
-        let real = real_file(file);
-        let old = bindings::override_creds((*real).f_cred);
-        let ret = bindings::vfs_fsync_range(real, start, end, datasync);
-        bindings::revert_creds(old);
-        ret
-    }
-}
-
-/// The `get` of the catch-all xattr handler: the real inode's value.
-/// `trusted.*` reaches here only for callers the VFS let through.
-///
-/// # Safety
-///
-/// Called by the VFS with a dentry of `T`, a NUL-terminated name and a
-/// buffer of `size` bytes (or NULL to ask the size).
-unsafe extern "C" fn xattr_get<T: FileSystem>(
-    _handler: *const bindings::xattr_handler,
-    d: *mut bindings::dentry,
-    _inode: *mut bindings::inode,
-    name: *const kernel::ffi::c_char,
-    buffer: *mut core::ffi::c_void,
-    size: usize,
-) -> c_int {
-    if d.is_null() {
-        return super::errno::eopnotsupp().to_errno();
-    }
-    from_result(|| {
-        // SAFETY: per the contract.
-        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
-        let _creds = T::enter(sb, info)?;
-        // SAFETY: `real` is live; `name` and `buffer` are the caller's.
-        let n = unsafe {
-            bindings::vfs_getxattr(
-                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
-                real.as_raw(),
-                name,
-                buffer,
-                size,
-            )
-        };
-        to_result(n as c_int)?;
-        Ok(n as c_int)
-    })
-}
-
-/// `listxattr`: the real names, without `trusted.*` for callers who could
-/// not read them (the real filesystem lists them to the overridden
-/// credentials).
-///
-/// # Safety
-///
-/// Called by the VFS with a dentry of `T` and a buffer of `size` bytes (or
-/// NULL to ask the size).
-unsafe extern "C" fn listxattr<T: FileSystem>(
-    d: *mut bindings::dentry,
-    list: *mut kernel::ffi::c_char,
-    size: usize,
-) -> isize {
-    let res = (|| -> Result<isize> {
-        // Checked with the caller's own credentials, before the override.
-        // SAFETY: `capable` only reads the calling task's credentials.
-        let trusted = unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) };
-        // SAFETY: per the contract.
-        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
-        let names = {
-            let _creds = T::enter(sb, info)?;
-            let mut buf: KVec<u8>;
-            loop {
-                let (dentry, none) = (real.as_raw(), core::ptr::null_mut());
-                // SAFETY: `real` is live; a NULL buffer asks for the size.
-                let want = unsafe { bindings::vfs_listxattr(dentry, none, 0) };
-                let want = usize::try_from(want).map_err(|_| Error::from_errno(want as c_int))?;
-                buf = KVec::with_capacity(want, GFP_KERNEL)?;
-                // SAFETY: `buf` has room for `want` bytes.
-                let got = unsafe {
-                    bindings::vfs_listxattr(real.as_raw(), buf.as_mut_ptr().cast(), want)
-                };
-                match usize::try_from(got) {
-                    // SAFETY: `vfs_listxattr` wrote `got <= want` bytes.
-                    Ok(got) => break unsafe { buf.set_len(got) },
-                    // A name was added in between: ask again.
-                    Err(_) if got == kernel::error::code::ERANGE.to_errno() as isize => continue,
-                    Err(_) => return Err(Error::from_errno(got as c_int)),
-                }
-            }
-            buf
-        };
-        let mut out = KVec::<u8>::with_capacity(names.len(), GFP_KERNEL)?;
-        for name in names.split_inclusive(|&b| b == 0) {
-            if trusted || !name.starts_with(b"trusted.") {
-                out.extend_from_slice(name, GFP_KERNEL)?;
-            }
-        }
-        if size == 0 {
-            return Ok(out.len() as isize);
-        }
-        if out.len() > size {
-            return Err(kernel::error::code::ERANGE);
-        }
-        // SAFETY: the caller's buffer holds `size >= out.len()` bytes.
-        unsafe { core::ptr::copy_nonoverlapping(out.as_ptr(), list.cast(), out.len()) };
-        Ok(out.len() as isize)
-    })();
-    res.unwrap_or_else(|e| e.to_errno() as isize)
-}
-
-/// The `system.posix_acl_*` name of an ACL type.
-fn acl_name(acl_type: c_int) -> Result<&'static core::ffi::CStr> {
-    match acl_type as u32 {
-        bindings::ACL_TYPE_ACCESS => Ok(c"system.posix_acl_access"),
-        bindings::ACL_TYPE_DEFAULT => Ok(c"system.posix_acl_default"),
-        _ => Err(kernel::error::code::EINVAL),
-    }
-}
-
-/// Shifts an ACL the real filesystem returned up for `sb`; NULL stays NULL.
-///
-/// # Safety
-///
-/// `raw` must be NULL, an ERR_PTR, or an ACL with a reference we own, of
-/// an inode of `real_sb`.
-unsafe fn acl_result_up<T: FileSystem>(
-    sb: &SuperBlock,
-    real_sb: &SuperBlock,
-    raw: *mut bindings::posix_acl,
-) -> Result<*mut bindings::posix_acl> {
-    let raw = kernel::error::from_err_ptr(raw)?;
-    // SAFETY: per the contract.
-    match unsafe { PosixAcl::from_raw_owned(raw) } {
-        None => Ok(core::ptr::null_mut()),
-        Some(acl) => Ok(PosixAcl::into_raw(T::acl_up(sb, real_sb, &acl)?)),
-    }
-}
-
-/// `get_acl`: the real ACL, with its named entries shifted.
-///
-/// # Safety
-///
-/// Called by the VFS with a dentry of `T`.
-unsafe extern "C" fn get_acl<T: FileSystem>(
-    _idmap: *mut bindings::mnt_idmap,
-    d: *mut bindings::dentry,
-    acl_type: c_int,
-) -> *mut bindings::posix_acl {
-    let res = (|| -> Result<*mut bindings::posix_acl> {
-        // SAFETY: per the contract.
-        let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_of(d)) };
-        let name = acl_name(acl_type)?;
-        let raw = {
-            let _creds = T::enter(sb, info)?;
-            // SAFETY: `real` is live; `name` is NUL-terminated.
-            unsafe {
-                bindings::vfs_get_acl(
-                    core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
-                    real.as_raw(),
-                    name.as_ptr().cast(),
-                )
-            }
-        };
-        if raw as isize == -(bindings::ENODATA as isize) {
-            return Ok(core::ptr::null_mut());
-        }
-        let real_sb = real
-            .inode()
-            .ok_or(kernel::error::code::ENOENT)?
-            .super_block();
-        // SAFETY: `vfs_get_acl` returns an ACL reference, or an ERR_PTR.
-        unsafe { acl_result_up::<T>(sb, real_sb, raw) }
-    })();
-    res.unwrap_or_else(err_ptr)
-}
-
-/// `get_inode_acl`, for permission checks: the real inode's ACL, shifted.
-///
-/// # Safety
-///
-/// Called by the VFS with an inode of `T`.
-unsafe extern "C" fn get_inode_acl<T: FileSystem>(
-    inode: *mut bindings::inode,
-    acl_type: c_int,
-    rcu: bool,
-) -> *mut bindings::posix_acl {
-    if rcu {
-        return err_ptr(ECHILD);
-    }
-    let res = (|| -> Result<*mut bindings::posix_acl> {
-        // SAFETY: per the contract; a stacked inode holds its real inode.
-        let (sb, info) = unsafe { sb_info::<T>((*inode).i_sb) };
-        // SAFETY: as above.
-        let real = unsafe { Inode::from_raw((*inode).i_private.cast()) };
-        let raw = {
-            let _creds = T::enter(sb, info)?;
-            // SAFETY: `real` is live.
-            unsafe { bindings::get_inode_acl(real.as_raw(), acl_type) }
-        };
-        // SAFETY: `get_inode_acl` returns NULL, an ERR_PTR or a reference.
-        unsafe { acl_result_up::<T>(sb, real.super_block(), raw) }
-    })();
-    res.unwrap_or_else(err_ptr)
 }

@@ -140,6 +140,7 @@ impl<T: FileSystem> Ops<T> {
         evict_inode: Some(inode::evict_stacked),
         statfs: Some(statfs::<T>),
         show_options: Some(show_options::<T>),
+        sync_fs: Some(sync_fs::<T>),
         // SAFETY: all-zero is a valid table: NULL operations are optional.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
@@ -175,6 +176,29 @@ unsafe extern "C" fn statfs<T: FileSystem>(
         unsafe { (*buf).f_type = T::MAGIC as _ };
         Ok(0)
     })
+}
+
+/// `super_operations::sync_fs` (`syncfs()`, `sync`): writes back the real
+/// filesystem, whose pages and metadata all of a stacked file's are.
+///
+/// # Safety
+///
+/// Called by the VFS with a live superblock of `T`, its `s_umount` held.
+unsafe extern "C" fn sync_fs<T: FileSystem>(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+    if wait == 0 {
+        // The waiting pass that follows does the work.
+        return 0;
+    }
+    // SAFETY: per the contract; the real path held by `info` keeps the real
+    // superblock, whose `s_umount` we take as `sync_filesystem` requires.
+    unsafe {
+        let info = info_of::<T>(sb);
+        let real = (*(*T::real_root(info).as_raw()).mnt).mnt_sb;
+        bindings::down_read(&mut (*real).s_umount);
+        let ret = bindings::sync_filesystem(real);
+        bindings::up_read(&mut (*real).s_umount);
+        ret
+    }
 }
 
 /// `super_operations::show_options`: the options /proc/mounts shows.
