@@ -20,6 +20,13 @@ fn child(ready: OwnedFd, go: OwnedFd, f: impl FnOnce() -> Outcome) -> Outcome {
     ensure_one(read(&go, &mut b).ctx("wait for id maps")?)?;
     setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx("setresgid(0)")?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid(0)")?;
+    // Changing ids made the process non-dumpable, which makes its /proc
+    // files root's of the host: a container runtime inside this container
+    // could not write its children's id maps.
+    // SAFETY: a plain prctl on the calling process.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) } != 0 {
+        return Err("prctl(PR_SET_DUMPABLE)".into());
+    }
     // Mounts made in the test stay in the container.
     nix::mount::mount(
         None::<&str>,
@@ -42,6 +49,68 @@ fn ensure_one(n: usize) -> Outcome {
 
 /// Runs `f` as root of a new container and returns its outcome.
 pub fn run(f: impl FnOnce() -> Outcome) -> Outcome {
+    run_mapped(MAP, f)
+}
+
+/// Runs `inside` as root of a new container with uid and gid map `map`;
+/// once it has returned `Ok`,
+/// runs `host(pid)` in the calling process (the host, or the outer
+/// container) while the container still lives, with its mounts reachable
+/// at `/proc/PID/root`; then lets the container exit.
+pub fn with_host_mapped(
+    map: &str,
+    inside: impl FnOnce() -> Outcome,
+    host: impl FnOnce(i32) -> Outcome,
+) -> Outcome {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (up_r, up_w) = pipe().ctx("pipe")?;
+    let (done_r, done_w) = pipe().ctx("pipe")?;
+    // The child uses its copies of `up_w` and `done_r` and closes the
+    // others; the parent's closure owns all four and closes those two.
+    let raw = (
+        up_r.as_raw_fd(),
+        up_w.as_raw_fd(),
+        done_r.as_raw_fd(),
+        done_w.as_raw_fd(),
+    );
+    let mut host_res: Option<Outcome> = None;
+    let res = run_mapped_then(
+        map,
+        move || {
+            // SAFETY: these are this process's copies of the pipe ends,
+            // owned by nothing that runs here (the child exits without
+            // dropping the parent's closure).
+            let (up_w, done_r) = unsafe {
+                libc::close(raw.0);
+                libc::close(raw.3);
+                (OwnedFd::from_raw_fd(raw.1), OwnedFd::from_raw_fd(raw.2))
+            };
+            inside()?;
+            write(&up_w, b"m").ctx("signal host")?;
+            let mut b = [0u8; 1];
+            let _ = read(&done_r, &mut b);
+            Ok(())
+        },
+        |pid| {
+            drop((up_w, done_r));
+            let mut b = [0u8; 1];
+            if read(&up_r, &mut b).unwrap_or(0) == 1 {
+                host_res = Some(host(pid));
+            }
+            drop(done_w);
+        },
+    );
+    res?;
+    host_res.unwrap_or_else(|| Err("container did not get ready".into()))
+}
+
+/// Runs `f` as root of a new container with uid and gid map `map` (lines
+/// of "inside outside count", outside ids in the caller's namespace).
+pub fn run_mapped(map: &str, f: impl FnOnce() -> Outcome) -> Outcome {
+    run_mapped_then(map, f, |_| {})
+}
+
+fn run_mapped_then(map: &str, f: impl FnOnce() -> Outcome, meanwhile: impl FnOnce(i32)) -> Outcome {
     let (ready_r, ready_w) = pipe().ctx("pipe")?;
     let (go_r, go_w) = pipe().ctx("pipe")?;
     let (res_r, res_w) = pipe().ctx("pipe")?;
@@ -67,11 +136,12 @@ pub fn run(f: impl FnOnce() -> Outcome) -> Outcome {
             let n = read(&ready_r, &mut b).ctx("wait for the child to unshare")?;
             if n == 1 {
                 let pid = child.as_raw();
-                std::fs::write(format!("/proc/{pid}/uid_map"), MAP).ctx("write uid_map")?;
-                std::fs::write(format!("/proc/{pid}/gid_map"), MAP).ctx("write gid_map")?;
+                std::fs::write(format!("/proc/{pid}/uid_map"), map).ctx("write uid_map")?;
+                std::fs::write(format!("/proc/{pid}/gid_map"), map).ctx("write gid_map")?;
                 write(&go_w, b"g").ctx("signal child")?;
             }
             drop(go_w);
+            meanwhile(child.as_raw());
             let status = waitpid(child, None).ctx("waitpid")?;
             let mut msg = String::new();
             std::fs::File::from(res_r)

@@ -14,6 +14,7 @@ mod sys;
 use std::path::PathBuf;
 
 /// What every test may use.
+#[derive(Clone)]
 pub struct Env {
     /// The shiftfs.ko under test.
     pub module: PathBuf,

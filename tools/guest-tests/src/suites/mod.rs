@@ -2,13 +2,17 @@
 
 use crate::harness::Test;
 
+pub mod errors;
+pub mod fileops;
 pub mod foundation;
 pub mod io;
 pub mod kernel_log;
 pub mod mark;
 pub mod mount_checks;
+pub mod namei;
 pub mod notify;
 pub mod shift;
+pub mod stacking;
 pub mod xattr;
 
 /// Every suite, in the order `all` runs them.
@@ -20,6 +24,10 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("io", io::TESTS),
     ("notify", notify::TESTS),
     ("xattr", xattr::TESTS),
+    ("namei", namei::TESTS),
+    ("fileops", fileops::TESTS),
+    ("errors", errors::TESTS),
+    ("stacking", stacking::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];

@@ -20,6 +20,16 @@ pub const TESTS: &[crate::harness::Test] = tests![
     trusted_xattrs_stay_hidden_from_the_container,
     acl_ids_read_shifted,
     acl_grants_access_to_the_shifted_user,
+    acl_entry_of_an_unmapped_id_grants_nothing,
+    container_sets_and_removes_user_xattrs,
+    trusted_xattrs_are_set_only_by_the_host,
+    container_sets_security_xattrs,
+    acl_set_in_the_container_lands_shifted,
+    acl_naming_an_id_outside_the_map_is_einval,
+    removing_an_acl_removes_it_on_disk,
+    setcap_in_the_container_is_valid_for_the_container_only,
+    host_capability_does_not_exist_for_the_container,
+    malformed_capability_is_einval,
     host_unmarks,
     unload,
 ];
@@ -159,6 +169,257 @@ fn acl_grants_access_to_the_shifted_user(env: &Env) -> Outcome {
         })?;
     }
     Ok(())
+}
+
+fn acl_entry_of_an_unmapped_id_grants_nothing(env: &Env) -> Outcome {
+    // The file's ACL grants read to on-disk user 70000, which the container
+    // cannot map and sees as 65534: its own nobody must not get that read.
+    tree(env).in_shifted(|t| {
+        let id = rfs::Uid::from_raw(65_534);
+        let gid = rfs::Gid::from_raw(65_534);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).ctx("setresgid")?;
+        rustix::thread::set_thread_res_uid(id, id, id).ctx("setresuid")?;
+        let res = rfs::open(t.join("acl"), OFlags::RDONLY, Mode::empty()).map(|_| ());
+        ensure_eq!(res, Err(Errno::ACCESS), "open by the container's nobody");
+        Ok(())
+    })
+}
+
+fn real_xattr(env: &Env, file: &str, name: &str) -> Result<Vec<u8>, Errno> {
+    getxattr(&tree(env).real.join(file), name)
+}
+
+fn container_sets_and_removes_user_xattrs(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        let f = t.join("file");
+        rfs::setxattr(&f, "user.new", b"from the container", XattrFlags::CREATE).ctx("set")?;
+        ensure_eq!(
+            rfs::setxattr(&f, "user.new", b"again", XattrFlags::CREATE).err(),
+            Some(Errno::EXIST),
+            "XATTR_CREATE of an existing name"
+        );
+        ensure_eq!(
+            rfs::setxattr(&f, "user.none", b"x", XattrFlags::REPLACE).err(),
+            Some(Errno::NODATA),
+            "XATTR_REPLACE of a missing name"
+        );
+        rfs::setxattr(&f, "user.gone", b"x", XattrFlags::empty()).ctx("set user.gone")?;
+        rfs::removexattr(&f, "user.gone").ctx("remove")?;
+        ensure_eq!(
+            rfs::removexattr(&f, "user.gone").err(),
+            Some(Errno::NODATA),
+            "remove twice"
+        );
+        Ok(())
+    })?;
+    ensure_eq!(
+        real_xattr(env, "file", "user.new"),
+        Ok(b"from the container".to_vec()),
+        "on disk"
+    );
+    ensure_eq!(
+        real_xattr(env, "file", "user.gone"),
+        Err(Errno::NODATA),
+        "removed on disk"
+    );
+    Ok(())
+}
+
+fn trusted_xattrs_are_set_only_by_the_host(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        let r = rfs::setxattr(t.join("file"), "trusted.evil", b"x", XattrFlags::empty());
+        ensure_eq!(r.err(), Some(Errno::PERM), "trusted.* from the container");
+        let r = rfs::removexattr(t.join("file"), "trusted.secret");
+        ensure_eq!(
+            r.err(),
+            Some(Errno::PERM),
+            "removing trusted.* from the container"
+        );
+        Ok(())
+    })?;
+    ensure_eq!(
+        real_xattr(env, "file", "trusted.evil"),
+        Err(Errno::NODATA),
+        "on disk"
+    );
+    ensure_eq!(
+        real_xattr(env, "file", "trusted.secret"),
+        Ok(b"s".to_vec()),
+        "kept"
+    );
+    // The host, through its mark, may.
+    rfs::setxattr(
+        tree(env).mark.join("file"),
+        "trusted.host",
+        b"h",
+        XattrFlags::empty(),
+    )
+    .ctx("trusted.* through the mark")?;
+    ensure_eq!(
+        real_xattr(env, "file", "trusted.host"),
+        Ok(b"h".to_vec()),
+        "on disk"
+    );
+    Ok(())
+}
+
+fn container_sets_security_xattrs(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        rfs::setxattr(
+            t.join("file"),
+            "security.shiftfs-test",
+            b"label",
+            XattrFlags::empty(),
+        )
+        .ctx("set security.*")?;
+        ensure_eq!(
+            getxattr(&t.join("file"), "security.shiftfs-test"),
+            Ok(b"label".to_vec()),
+            "read back"
+        );
+        Ok(())
+    })?;
+    ensure_eq!(
+        real_xattr(env, "file", "security.shiftfs-test"),
+        Ok(b"label".to_vec()),
+        "on disk"
+    );
+    Ok(())
+}
+
+fn acl_set_in_the_container_lands_shifted(env: &Env) -> Outcome {
+    std::fs::write(tree(env).real.join("acl-set"), b"x").ctx("create")?;
+    tree(env).in_shifted(|t| {
+        let v = acl_value(&[
+            (0x01, 6, UNDEFINED),
+            (0x02, 4, 1000),
+            (0x04, 4, UNDEFINED),
+            (0x08, 6, 2000),
+            (0x10, 6, UNDEFINED),
+            (0x20, 0, UNDEFINED),
+        ]);
+        rfs::setxattr(t.join("acl-set"), ACL_ACCESS, &v, XattrFlags::empty()).ctx("set ACL")?;
+        let back = getxattr(&t.join("acl-set"), ACL_ACCESS).ctx("read back")?;
+        ensure_eq!(acl_entries(&back), acl_entries(&v), "ACL in the container");
+        let mode = rfs::stat(t.join("acl-set")).ctx("stat")?.st_mode & 0o777;
+        ensure_eq!(
+            mode,
+            0o660,
+            "mode follows the ACL (group class is the mask)"
+        );
+        Ok(())
+    })?;
+    let v = real_xattr(env, "acl-set", ACL_ACCESS).map_err(|e| format!("ACL on disk: {e}"))?;
+    let named: Vec<(u16, u16, u32)> = acl_entries(&v)
+        .into_iter()
+        .filter(|e| e.0 == 0x02 || e.0 == 0x08)
+        .collect();
+    ensure_eq!(
+        named,
+        vec![(0x02, 4, 1000), (0x08, 6, 2000)],
+        "named entries on disk"
+    );
+    Ok(())
+}
+
+fn acl_naming_an_id_outside_the_map_is_einval(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        let v = acl_value(&[
+            (0x01, 6, UNDEFINED),
+            (0x02, 4, 70_000),
+            (0x04, 4, UNDEFINED),
+            (0x10, 4, UNDEFINED),
+            (0x20, 0, UNDEFINED),
+        ]);
+        let r = rfs::setxattr(t.join("acl-set"), ACL_ACCESS, &v, XattrFlags::empty());
+        ensure_eq!(r.err(), Some(Errno::INVAL), "ACL naming uid 70000");
+        let mut short = acl_value(&[(0x01, 6, UNDEFINED)]);
+        short.pop();
+        let r = rfs::setxattr(t.join("acl-set"), ACL_ACCESS, &short, XattrFlags::empty());
+        ensure_eq!(r.err(), Some(Errno::INVAL), "truncated ACL");
+        Ok(())
+    })?;
+    let v = real_xattr(env, "acl-set", ACL_ACCESS).map_err(|e| format!("ACL on disk: {e}"))?;
+    ensure!(
+        acl_entries(&v).iter().all(|e| e.2 != 70_000),
+        "unmapped entry on disk"
+    );
+    Ok(())
+}
+
+fn removing_an_acl_removes_it_on_disk(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| rfs::removexattr(t.join("acl-set"), ACL_ACCESS).ctx("remove ACL"))?;
+    ensure_eq!(
+        real_xattr(env, "acl-set", ACL_ACCESS),
+        Err(Errno::NODATA),
+        "ACL on disk"
+    );
+    Ok(())
+}
+
+const CAPS: &str = "security.capability";
+/// A revision-2 capability: effective, CAP_NET_RAW (13) permitted.
+fn caps_v2() -> Vec<u8> {
+    [0x0200_0001u32, 1 << 13, 0, 0, 0]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
+
+fn setcap_in_the_container_is_valid_for_the_container_only(env: &Env) -> Outcome {
+    std::fs::write(tree(env).real.join("capped"), b"x").ctx("create")?;
+    tree(env).in_shifted(|t| {
+        rfs::setxattr(t.join("capped"), CAPS, &caps_v2(), XattrFlags::empty()).ctx("setcap")?;
+        // Read back in the container: its own root's capability, revision 2.
+        ensure_eq!(
+            getxattr(&t.join("capped"), CAPS),
+            Ok(caps_v2()),
+            "in the container"
+        );
+        Ok(())
+    })?;
+    // On disk: revision 3, root id the container root's host uid.
+    let want: Vec<u8> = [0x0300_0001u32, 1 << 13, 0, 0, 0, 100_000]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    ensure_eq!(real_xattr(env, "capped", CAPS), Ok(want), "on disk");
+    // And `getcap` agrees, as it is the tool users reach for.
+    let out = std::process::Command::new("getcap")
+        .arg("-n")
+        .arg(tree(env).real.join("capped"))
+        .output()
+        .ctx("getcap")?;
+    let out = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.contains("cap_net_raw=ep") && out.contains("[rootid=100000]"),
+        "getcap: {out}"
+    );
+    Ok(())
+}
+
+fn host_capability_does_not_exist_for_the_container(env: &Env) -> Outcome {
+    let f = tree(env).real.join("host-capped");
+    std::fs::write(&f, b"x").ctx("create")?;
+    rfs::setxattr(&f, CAPS, &caps_v2(), XattrFlags::empty()).ctx("host setcap")?;
+    tree(env).in_shifted(|t| {
+        ensure_eq!(
+            getxattr(&t.join("host-capped"), CAPS),
+            Err(Errno::NODATA),
+            "host capability seen by the container"
+        );
+        Ok(())
+    })
+}
+
+fn malformed_capability_is_einval(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        for bad in [&caps_v2()[..7], &[0u8; 20][..], &[0xffu8; 24][..]] {
+            let r = rfs::setxattr(t.join("capped"), CAPS, bad, XattrFlags::empty());
+            ensure_eq!(r.err(), Some(Errno::INVAL), format!("capability {bad:?}"));
+        }
+        Ok(())
+    })
 }
 
 fn tree(env: &Env) -> Tree {
