@@ -193,9 +193,7 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                     Some(_) => SourceFs::ShiftfsShifting,
                 },
                 idmapped: path.is_idmapped(),
-                real_depth: outer.map_or(sb.stack_depth(), |o| {
-                    o.real.super_block().stack_depth()
-                }),
+                real_depth: outer.map_or(sb.stack_depth(), |o| o.real.super_block().stack_depth()),
             })
             .map_err(refused)?;
             let (real, creator) = match outer {

@@ -511,9 +511,10 @@ pub(super) unsafe extern "C" fn tmpfile<T: FileSystem>(
     from_result(|| {
         // SAFETY: per the contract.
         let (d, flags) = unsafe { ((*file).f_path.dentry, (*file).f_flags) };
-        // SAFETY: as above; the parent is a looked-up dentry of `T`.
-        let ((sb, info), real_parent) =
-            unsafe { (sb_info::<T>((*dir).i_sb), real_of((*d).d_parent)) };
+        // SAFETY: as above.
+        let (sb, info) = unsafe { sb_info::<T>((*dir).i_sb) };
+        // SAFETY: the parent is a looked-up dentry of `T`.
+        let real_parent = unsafe { real_of((*d).d_parent) };
         // SAFETY: the real mount lives as long as `info`.
         let mnt = unsafe { real_mnt::<T>(info) };
         let parent = bindings::path {
@@ -533,8 +534,8 @@ pub(super) unsafe extern "C" fn tmpfile<T: FileSystem>(
         };
         let res = (|| {
             // SAFETY: `real_file` was opened on a new real dentry with an inode.
-            let real: ARef<Dentry> =
-                unsafe { ARef::from(Dentry::from_raw((*real_file).f_path.dentry)) };
+            let real = unsafe { Dentry::from_raw((*real_file).f_path.dentry) };
+            let real: ARef<Dentry> = real.into();
             let ri = real.inode().ok_or(EINVAL)?;
             let (uid, gid) = T::shift_ids(sb, ri.super_block(), ri.uid(), ri.gid());
             let inode = iget::<T>(sb, ri, uid, gid)?;

@@ -55,9 +55,9 @@ pub(super) unsafe extern "C" fn xattr_get<T: FileSystem>(
         let ri = real.inode().ok_or(ENOENT)?;
         let _creds = T::enter(sb, info)?;
         if !T::xattr_translated(cname) {
+            let rd = real.as_raw();
             // SAFETY: `real` is live; `name` and `buffer` are the caller's.
-            let n =
-                unsafe { bindings::vfs_getxattr(nop_idmap(), real.as_raw(), name, buffer, size) };
+            let n = unsafe { bindings::vfs_getxattr(nop_idmap(), rd, name, buffer, size) };
             to_result(n as c_int)?;
             return Ok(n as c_int);
         }
