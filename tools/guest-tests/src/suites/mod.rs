@@ -13,6 +13,7 @@ pub mod namei;
 pub mod notify;
 pub mod shift;
 pub mod stacking;
+pub mod workload;
 pub mod xattr;
 
 /// Every suite, in the order `all` runs them.
@@ -28,6 +29,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("fileops", fileops::TESTS),
     ("errors", errors::TESTS),
     ("stacking", stacking::TESTS),
+    ("workload", workload::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];

@@ -26,6 +26,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     host_prepares_and_mounts,
     directory_watch_survives_drop_caches,
     file_watch_survives_drop_caches,
+    namespace_events_after_drop_caches,
     real_path_changes_do_not_show,
     watches_come_and_go_under_writes,
     fanotify_inode_mark_reports_open_modify_close,
@@ -107,6 +108,35 @@ fn directory_watch_survives_drop_caches(env: &Env) -> Outcome {
         (W::IN_ATTRIB, "file".to_string()),
     ];
     ensure_eq!(got, want, "events on the directory watch");
+    Ok(())
+}
+
+fn namespace_events_after_drop_caches(env: &Env) -> Outcome {
+    let dir = tree(env).target.join("ns");
+    std::fs::create_dir(&dir).ctx("mkdir through shiftfs")?;
+    let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+    ino.add_watch(
+        &dir,
+        W::IN_CREATE | W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO,
+    )
+    .ctx("add_watch")?;
+    drop_caches()?;
+    std::fs::write(dir.join("a"), b"a").ctx("create")?;
+    std::fs::create_dir(dir.join("sub")).ctx("mkdir")?;
+    std::fs::rename(dir.join("a"), dir.join("b")).ctx("rename")?;
+    drop_caches()?;
+    std::fs::remove_file(dir.join("b")).ctx("unlink")?;
+    std::fs::remove_dir(dir.join("sub")).ctx("rmdir")?;
+    let got: Vec<(W, String)> = events(&ino)?;
+    let want = vec![
+        (W::IN_CREATE, "a".to_string()),
+        (W::IN_CREATE | W::IN_ISDIR, "sub".to_string()),
+        (W::IN_MOVED_FROM, "a".to_string()),
+        (W::IN_MOVED_TO, "b".to_string()),
+        (W::IN_DELETE, "b".to_string()),
+        (W::IN_DELETE | W::IN_ISDIR, "sub".to_string()),
+    ];
+    ensure_eq!(got, want, "events for operations through shiftfs");
     Ok(())
 }
 
