@@ -6,7 +6,7 @@
 //! through one guard that reverts on drop (`FileSystem::enter`, made of
 //! [`creds`]).
 //!
-//! Call points (all in `vfs/stacked.rs` unless noted):
+//! Call points (all in `vfs/stacked.rs` and `vfs/stacked/` unless noted):
 //! - `lookup`: `lookup_one_len_unlocked()` in the real parent;
 //! - `getattr`: `vfs_getattr()` on the real path;
 //! - `get_link`: `vfs_get_link()` on the real dentry;
@@ -16,10 +16,20 @@
 //! - `permission`: `inode_permission()` of the real inode, after the check
 //!   of the shiftfs inode with the caller's own credentials;
 //! - `setattr`: `notify_change()` on the real dentry;
+//! - namespace operations (`namei.rs`): `vfs_create()`, `vfs_mkdir()`,
+//!   `vfs_mknod()`, `vfs_symlink()`, `vfs_link()`, `vfs_unlink()`,
+//!   `vfs_rmdir()`, `vfs_rename()` in the real directories, and
+//!   `backing_tmpfile_open()`; a device node's CAP_MKNOD is checked before,
+//!   with the caller's credentials;
+//! - xattrs and ACLs (`xattr.rs`): `vfs_getxattr()`, `vfs_setxattr()`,
+//!   `vfs_removexattr()`, `vfs_listxattr()`, `vfs_get_acl()`,
+//!   `get_inode_acl()`, `vfs_set_acl()`, `vfs_remove_acl()`,
+//!   `vfs_fileattr_get()`, `vfs_fileattr_set()`;
 //! - file `open`: `backing_file_open()`, which keeps these credentials in
-//!   the real file; `read_iter`, `write_iter`, `splice_read` and `mmap` go
-//!   through the backing-file helpers with them;
-//! - `fsync`: `vfs_fsync_range()` on the real file.
+//!   the real file; `read_iter`, `write_iter`, `splice_read`,
+//!   `splice_write` and `mmap` go through the backing-file helpers with
+//!   them, and `fsync`, `fallocate`, `fadvise`, `copy_file_range` and
+//!   `remap_file_range` (`file.rs`) run with them too.
 //!
 //! Not overridden: `statfs` (`vfs_statfs()` reads no file), `llseek` of the
 //! real directory file, and dropping references.
