@@ -418,6 +418,50 @@ mod tests {
         v
     }
 
+    fn acl_for_permission_names_no_one_for_unmapped_ids(t: &mut Test) {
+        with_container_shift(|s| {
+            let up = acl_up_for_permission(&real_acl(), s).expect("acl_up_for_permission");
+            kunit_expect_eq!(t, up.entry(1).id, AclId::User(Kuid(101_000)));
+            // Not the container's 65534: that would grant its nobody what
+            // the real entry grants group 70000.
+            kunit_expect_eq!(t, up.entry(3).id, AclId::Group(Kgid::INVALID));
+        });
+    }
+
+    fn container_setcap_is_written_for_its_root_kernel_uid(t: &mut Test) {
+        with_container_shift(|s| {
+            let v = value(&[REVISION_2 | EFFECTIVE, 0x2000, 0, 0, 0]);
+            let want = value(&[REVISION_3 | EFFECTIVE, 0x2000, 0, 0, 0, 100_000]);
+            kunit_expect_eq!(t, caps_value_down(&v, s).as_deref(), Ok(&want[..]));
+        });
+    }
+
+    fn container_capability_reads_back_as_its_roots(t: &mut Test) {
+        with_container_shift(|s| {
+            let v = value(&[REVISION_3 | EFFECTIVE, 0x2000, 0, 0, 0, 100_000]);
+            let want = value(&[REVISION_2 | EFFECTIVE, 0x2000, 0, 0, 0]);
+            kunit_expect_eq!(t, caps_value_up(&v, s).as_deref(), Ok(&want[..]));
+        });
+    }
+
+    fn host_capability_does_not_exist_in_the_container(t: &mut Test) {
+        with_container_shift(|s| {
+            let v = value(&[REVISION_2 | EFFECTIVE, 0x2000, 0, 0, 0]);
+            kunit_expect_eq!(t, caps_value_up(&v, s).err(), Some(enodata()));
+            // Nor one for a user namespace the container's does not contain.
+            let v = value(&[REVISION_3, 0x2000, 0, 0, 0, 200_000]);
+            kunit_expect_eq!(t, caps_value_up(&v, s).err(), Some(enodata()));
+        });
+    }
+
+    fn malformed_capability_stays_einval_both_ways(t: &mut Test) {
+        with_container_shift(|s| {
+            let v = value(&[REVISION_2, 0x2000, 0]);
+            kunit_expect_eq!(t, caps_value_up(&v, s).err(), Some(EINVAL));
+            kunit_expect_eq!(t, caps_value_down(&v, s).err(), Some(EINVAL));
+        });
+    }
+
     fn acl_up_shifts_named_entries(t: &mut Test) {
         with_container_shift(|s| {
             let up = acl_up(&real_acl(), s).expect("acl_up");
@@ -671,6 +715,7 @@ mod tests {
             acl_value_naming_an_unmapped_id_is_einval,
             acl_value_with_unknown_tag_is_einval,
             acl_up_shifts_named_entries,
+            acl_for_permission_names_no_one_for_unmapped_ids,
             acl_up_keeps_tags_permissions_and_order,
             acl_up_leaves_the_real_acl_alone,
             acl_down_shifts_named_entries,
@@ -699,6 +744,10 @@ mod tests {
             flags_and_data_are_kept_exactly,
             round_trip_through_the_container,
             every_short_prefix_is_rejected_without_reading_past_it,
+            container_setcap_is_written_for_its_root_kernel_uid,
+            container_capability_reads_back_as_its_roots,
+            host_capability_does_not_exist_in_the_container,
+            malformed_capability_stays_einval_both_ways,
         ]
     );
 }
