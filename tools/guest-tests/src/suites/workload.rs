@@ -22,6 +22,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     host_prepares_an_archive_and_marks,
     container_unpacks_with_owners,
     container_deletes_everything,
+    container_runs_programs_from_the_shifted_mount,
     host_unmarks,
     unload,
 ];
@@ -193,6 +194,45 @@ fn container_deletes_everything(env: &Env) -> Outcome {
     );
     std::fs::remove_dir_all(source(env)).ctx("clean up")?;
     std::fs::remove_file(archive(env)).ctx("clean up")
+}
+
+fn container_runs_programs_from_the_shifted_mount(env: &Env) -> Outcome {
+    let bin = tree(env).real.join("bin");
+    std::fs::create_dir_all(&bin).ctx("mkdir")?;
+    std::fs::copy("/usr/bin/busybox", bin.join("busybox")).ctx("copy busybox")?;
+    std::fs::set_permissions(bin.join("busybox"), std::fs::Permissions::from_mode(0o755))
+        .ctx("chmod")?;
+    tree(env).in_shifted(|t| {
+        let run = |uid: u32| -> Result<String, String> {
+            let out = Command::new("setpriv")
+                .args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".into(),
+                ])
+                .arg(t.join("bin/busybox"))
+                .args(["id", "-u"])
+                .output()
+                .ctx("run busybox")?;
+            ensure!(
+                out.status.success(),
+                "busybox as {uid}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        ensure_eq!(run(0)?, "0", "id -u as container root");
+        ensure_eq!(run(1000)?, "1000", "id -u as container 1000");
+        Ok(())
+    })?;
+    // Through the mark, nothing executes.
+    let err = Command::new(tree(env).mark.join("bin/busybox"))
+        .arg("true")
+        .status()
+        .err()
+        .and_then(|e| e.raw_os_error());
+    ensure_eq!(err, Some(libc::EACCES), "exec through the mark");
+    std::fs::remove_dir_all(&bin).ctx("clean up")
 }
 
 fn host_unmarks(env: &Env) -> Outcome {
