@@ -269,14 +269,11 @@ pub(super) unsafe extern "C" fn fsync(
     end: i64,
     datasync: c_int,
 ) -> c_int {
-    // SAFETY: per the contract; the real file keeps the credentials it was
-    // opened with, and `override_creds` takes a reference of its own.
+    // SAFETY: per the contract.
     unsafe {
-        let real = real_file(file);
-        let old = bindings::override_creds((*real).f_cred);
-        let ret = bindings::vfs_fsync_range(real, start, end, datasync);
-        bindings::revert_creds(old);
-        ret
+        with_real(file, |real| {
+            bindings::vfs_fsync_range(real, start, end, datasync)
+        })
     }
 }
 
@@ -371,24 +368,30 @@ pub(super) unsafe extern "C" fn fadvise(
     }
 }
 
-/// The real files under two stacked files of the same superblock, or EXDEV.
+/// Runs `f` on the real files under two stacked files of the same
+/// superblock, with the destination's credentials, then copies the
+/// destination's size and times up; EXDEV across superblocks (the real
+/// files may be on other filesystems, with other credentials: the caller
+/// copies by reading and writing).
 ///
 /// # Safety
 ///
 /// Both must be files opened by `file_open` (the VFS calls the copy and
 /// remap operations only with regular files whose operations are ours).
-unsafe fn real_pair(
+unsafe fn on_real_pair<R>(
     file_in: *mut bindings::file,
     file_out: *mut bindings::file,
-) -> Result<(*mut bindings::file, *mut bindings::file)> {
+    f: impl FnOnce(*mut bindings::file, *mut bindings::file) -> R,
+) -> Result<R> {
     // SAFETY: per the contract.
     unsafe {
         if (*(*file_in).f_inode).i_sb != (*(*file_out).f_inode).i_sb {
-            // The real files may be on other filesystems, with other
-            // credentials: let the caller copy by reading and writing.
             return Err(EXDEV);
         }
-        Ok((real_file(file_in), real_file(file_out)))
+        let real_in = real_file(file_in);
+        let ret = with_real(file_out, |real_out| f(real_in, real_out));
+        copy_up_size(file_out);
+        Ok(ret)
     }
 }
 
@@ -406,18 +409,13 @@ pub(super) unsafe extern "C" fn copy_file_range(
     len: usize,
     flags: c_uint,
 ) -> isize {
-    // SAFETY: per the contract.
-    let ret = unsafe { real_pair(file_in, file_out) }.map(|(real_in, real_out)| {
-        // SAFETY: per the contract; the destination's credentials are used
-        // for both, as both files are on the same stacked superblock.
-        unsafe {
-            let ret = with_real(file_out, |_| {
-                bindings::vfs_copy_file_range(real_in, pos_in, real_out, pos_out, len, flags)
-            });
-            copy_up_size(file_out);
-            ret
-        }
-    });
+    // SAFETY: per the contract; both files are on the same stacked
+    // superblock, so the destination's credentials serve for both.
+    let ret = unsafe {
+        on_real_pair(file_in, file_out, |real_in, real_out| {
+            bindings::vfs_copy_file_range(real_in, pos_in, real_out, pos_out, len, flags)
+        })
+    };
     ret.unwrap_or_else(|e| e.to_errno() as isize)
 }
 
@@ -437,33 +435,21 @@ pub(super) unsafe extern "C" fn remap_file_range(
     remap_flags: c_uint,
 ) -> i64 {
     // SAFETY: per the contract.
-    let ret = unsafe { real_pair(file_in, file_out) }.map(|(real_in, real_out)| {
-        // SAFETY: per the contract.
-        unsafe {
-            let ret = with_real(file_out, |_| {
-                if remap_flags & bindings::REMAP_FILE_DEDUP != 0 {
-                    bindings::vfs_dedupe_file_range_one(
-                        real_in,
-                        pos_in,
-                        real_out,
-                        pos_out,
-                        len,
-                        remap_flags,
-                    )
-                } else {
-                    bindings::vfs_clone_file_range(
-                        real_in,
-                        pos_in,
-                        real_out,
-                        pos_out,
-                        len,
-                        remap_flags,
-                    )
-                }
-            });
-            copy_up_size(file_out);
-            ret
-        }
-    });
+    let ret = unsafe {
+        on_real_pair(file_in, file_out, |real_in, real_out| {
+            if remap_flags & bindings::REMAP_FILE_DEDUP != 0 {
+                bindings::vfs_dedupe_file_range_one(
+                    real_in,
+                    pos_in,
+                    real_out,
+                    pos_out,
+                    len,
+                    remap_flags,
+                )
+            } else {
+                bindings::vfs_clone_file_range(real_in, pos_in, real_out, pos_out, len, remap_flags)
+            }
+        })
+    };
     ret.unwrap_or_else(|e| e.to_errno() as i64)
 }

@@ -124,19 +124,21 @@ unsafe fn refresh_inode<T: FileSystem>(inode: *mut bindings::inode) {
     }
 }
 
-/// Makes a new entry: `make` is called with the real directory (locked) and
-/// the real negative dentry, and the overridden credentials; then the
-/// stacked dentry `d` is instantiated with the stacked inode of the result.
+/// Calls `op` with the real directory under `dir` (locked, with write
+/// access to its mount) and the real dentry under `d`, checked to be still
+/// `d`'s name in it, with the overridden credentials. Returns the real
+/// dentry.
 ///
 /// # Safety
 ///
 /// Called from a namespace operation of `T` with directory `dir` locked by
-/// the VFS and `d`, a looked-up negative dentry in it.
-unsafe fn make_entry<T: FileSystem>(
+/// the VFS and `d`, a looked-up dentry in it; the result must not outlive
+/// `d`.
+unsafe fn in_real_dir<'a, T: FileSystem>(
     dir: *mut bindings::inode,
     d: *mut bindings::dentry,
-    make: impl FnOnce(*mut bindings::inode, *mut bindings::dentry) -> c_int,
-) -> Result {
+    op: impl FnOnce(*mut bindings::inode, *mut bindings::dentry) -> c_int,
+) -> Result<&'a Dentry> {
     // SAFETY: per the contract, `dir` and `d` are live dentries of `T`
     // that have their real dentries.
     let ((sb, info), real_parent, real) = unsafe {
@@ -147,18 +149,32 @@ unsafe fn make_entry<T: FileSystem>(
         )
     };
     let real_dir = real_parent.inode().ok_or(estale())?.as_raw();
-    {
-        let _creds = T::enter(sb, info)?;
-        // SAFETY: the real mount lives as long as `info`.
-        let _write = unsafe { WriteAccess::get(real_mnt::<T>(info)) }?;
-        // SAFETY: `real_dir` is the live inode of a live dentry.
-        let _locked = unsafe { LockedDir::lock(real_dir) };
-        // SAFETY: per the contract and the lock just taken.
-        unsafe { check_real(real_parent, real, d) }?;
-        to_result(make(real_dir, real.as_raw()))?;
-    }
+    let _creds = T::enter(sb, info)?;
+    // SAFETY: the real mount lives as long as `info`.
+    let _write = unsafe { WriteAccess::get(real_mnt::<T>(info)) }?;
+    // SAFETY: `real_dir` is the live inode of a live dentry.
+    let _locked = unsafe { LockedDir::lock(real_dir) };
+    // SAFETY: per the contract and the lock just taken.
+    unsafe { check_real(real_parent, real, d) }?;
+    to_result(op(real_dir, real.as_raw()))?;
+    Ok(real)
+}
+
+/// Makes a new entry with `make` (see [`in_real_dir`]), then instantiates
+/// the stacked dentry `d` with the stacked inode of the result.
+///
+/// # Safety
+///
+/// As for [`in_real_dir`], with `d` negative.
+unsafe fn make_entry<T: FileSystem>(
+    dir: *mut bindings::inode,
+    d: *mut bindings::dentry,
+    make: impl FnOnce(*mut bindings::inode, *mut bindings::dentry) -> c_int,
+) -> Result {
     // SAFETY: per the contract.
-    unsafe { instantiate::<T>(sb, dir, d, real) }
+    let real = unsafe { in_real_dir::<T>(dir, d, make) }?;
+    // SAFETY: per the contract; `dir` is a live inode of `T`.
+    unsafe { instantiate::<T>(sb_info::<T>((*dir).i_sb).0, dir, d, real) }
 }
 
 /// Gives stacked dentry `d` the stacked inode of `real`, just made.
@@ -192,37 +208,19 @@ unsafe fn instantiate<T: FileSystem>(
     Ok(())
 }
 
-/// Removes an entry: `remove` is called with the real directory (locked)
-/// and the real dentry, and the overridden credentials.
+/// Removes an entry with `remove` (see [`in_real_dir`]), then copies the
+/// attributes of the directory and of the removed inode up.
 ///
 /// # Safety
 ///
-/// Called from a namespace operation of `T` with directory `dir` locked by
-/// the VFS and `d`, a positive dentry in it.
+/// As for [`in_real_dir`], with `d` positive.
 unsafe fn remove_entry<T: FileSystem>(
     dir: *mut bindings::inode,
     d: *mut bindings::dentry,
     remove: impl FnOnce(*mut bindings::inode, *mut bindings::dentry) -> c_int,
 ) -> Result {
     // SAFETY: per the contract.
-    let ((sb, info), real_parent, real) = unsafe {
-        (
-            sb_info::<T>((*dir).i_sb),
-            real_of((*d).d_parent),
-            real_of(d),
-        )
-    };
-    let real_dir = real_parent.inode().ok_or(estale())?.as_raw();
-    {
-        let _creds = T::enter(sb, info)?;
-        // SAFETY: the real mount lives as long as `info`.
-        let _write = unsafe { WriteAccess::get(real_mnt::<T>(info)) }?;
-        // SAFETY: `real_dir` is the live inode of a live dentry.
-        let _locked = unsafe { LockedDir::lock(real_dir) };
-        // SAFETY: per the contract and the lock just taken.
-        unsafe { check_real(real_parent, real, d) }?;
-        to_result(remove(real_dir, real.as_raw()))?;
-    }
+    unsafe { in_real_dir::<T>(dir, d, remove) }?;
     // SAFETY: the VFS holds `dir`'s lock and the victim's; `d` is positive.
     unsafe {
         refresh_inode::<T>(dir);
