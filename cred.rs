@@ -41,19 +41,36 @@ use crate::{
         cred::{current_fsids, Credential},
         errno::eoverflow,
         super_block::SuperBlock,
+        user_ns::{Kgid, Kuid},
     },
 };
 use kernel::{prelude::*, types::ARef};
 
 /// The credentials for calls into the real filesystem of `sb` on behalf of
-/// the calling task.
-pub(crate) fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
+/// the calling task, if they were made already (in an RCU path walk nothing
+/// may sleep, so nothing is made there).
+pub(crate) fn made_creds(sb: &SuperBlock, info: &SbInfo) -> Option<ARef<Credential>> {
+    let (fsuid, fsgid) = shifted_fsids(sb, info).ok()?;
+    info.creator.get_made(fsuid, fsgid)
+}
+
+/// The calling task's fsuid and fsgid, shifted down to the real
+/// filesystem's (EOVERFLOW if it cannot hold them).
+fn shifted_fsids(sb: &SuperBlock, info: &SbInfo) -> Result<(Kuid, Kgid)> {
     let shift = Shift {
         real: info.real.super_block().user_ns(),
         shifted: sb.user_ns(),
     };
     let (fsuid, fsgid) = current_fsids();
-    let fsuid = shift.uid_down(fsuid).ok_or_else(eoverflow)?;
-    let fsgid = shift.gid_down(fsgid).ok_or_else(eoverflow)?;
-    info.creator.with_fsids(fsuid, fsgid)
+    Ok((
+        shift.uid_down(fsuid).ok_or_else(eoverflow)?,
+        shift.gid_down(fsgid).ok_or_else(eoverflow)?,
+    ))
+}
+
+/// The credentials for calls into the real filesystem of `sb` on behalf of
+/// the calling task.
+pub(crate) fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
+    let (fsuid, fsgid) = shifted_fsids(sb, info)?;
+    info.creator.get(fsuid, fsgid)
 }

@@ -10,7 +10,7 @@ use crate::{
     vfs::{
         acl::PosixAcl,
         bindings::CAP_SYS_RESOURCE,
-        cred::Credential,
+        cred::{Credential, FsidCache},
         fs_context::{self, FsContext, Parameter},
         fs_type::{FileSystem, FS_USERNS_MOUNT},
         param::{self, Spec},
@@ -60,6 +60,10 @@ impl FileSystem for Shiftfs {
 
     fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
         crate::cred::creds(sb, info)
+    }
+
+    fn made_creds(sb: &SuperBlock, info: &SbInfo) -> Option<ARef<Credential>> {
+        crate::cred::made_creds(sb, info)
     }
 
     fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid) {
@@ -135,6 +139,7 @@ fn shift_of<'a>(sb: &'a SuperBlock, real_sb: &'a SuperBlock) -> Shift<'a> {
 }
 
 /// What a shiftfs superblock keeps.
+#[pin_data]
 pub(crate) struct SbInfo {
     /// A mark (the tree unshifted, for the host) or a shifting mount.
     mark: bool,
@@ -142,10 +147,31 @@ pub(crate) struct SbInfo {
     pub(crate) real: Path,
     /// The mark creator's credentials, without CAP_SYS_RESOURCE (no reserved
     /// space, no quota override): every call into the real filesystem runs
-    /// with these (cred.rs).
-    pub(crate) creator: ARef<Credential>,
+    /// with these (cred.rs), fsuid and fsgid set per caller; the variants
+    /// made are kept.
+    #[pin]
+    pub(crate) creator: FsidCache,
     /// `s_stack_depth`: the real filesystem's plus one.
     depth: i32,
+}
+
+impl SbInfo {
+    fn new(
+        mark: bool,
+        real: Path,
+        creator: ARef<Credential>,
+        depth: i32,
+    ) -> Result<Pin<KBox<Self>>> {
+        KBox::pin_init(
+            pin_init!(Self {
+                mark,
+                real,
+                creator <- FsidCache::new(creator),
+                depth,
+            }),
+            GFP_KERNEL,
+        )
+    }
 }
 
 /// What a `mount -t shiftfs` request has asked for so far.
@@ -200,19 +226,10 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                 None => (path, Credential::current_without_cap(CAP_SYS_RESOURCE)?),
                 Some(o) => (
                     stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?,
-                    o.creator.clone(),
+                    o.creator.base().clone(),
                 ),
             };
-            let info = KBox::new(
-                SbInfo {
-                    mark: true,
-                    real,
-                    creator,
-                    depth,
-                },
-                GFP_KERNEL,
-            )?;
-            return fc.get_tree_nodev(info);
+            return fc.get_tree_nodev(SbInfo::new(true, real, creator, depth)?);
         }
         // A shifting mount stands on the real directory under the marked
         // source, with the mark creator's credentials: one stacking level,
@@ -226,16 +243,8 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         // `check_shift` refused an unmarked source.
         let mark_info = marked.ok_or(EPERM)?;
         let real = stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?;
-        let info = KBox::new(
-            SbInfo {
-                mark: false,
-                real,
-                creator: mark_info.creator.clone(),
-                depth,
-            },
-            GFP_KERNEL,
-        )?;
-        fc.get_tree_nodev(info)
+        let creator = mark_info.creator.base().clone();
+        fc.get_tree_nodev(SbInfo::new(false, real, creator, depth)?)
     }
 }
 

@@ -9,7 +9,9 @@ use super::{
 use core::ptr::NonNull;
 use kernel::{
     error::code::ENOMEM,
+    new_spinlock,
     prelude::*,
+    sync::SpinLock,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 
@@ -125,6 +127,67 @@ impl Credential {
     pub(crate) fn has_effective_cap(&self, cap: u32) -> bool {
         // SAFETY: published credentials are immutable.
         unsafe { (*self.0.get()).cap_effective.val & (1u64 << cap) != 0 }
+    }
+}
+
+/// How many fsuid/fsgid variants of a credential [`FsidCache`] keeps.
+const FSID_SLOTS: usize = 8;
+
+/// The kept variants, most recently made first to be replaced last.
+#[derive(Default)]
+struct Slots {
+    next: usize,
+    entries: [Option<(Kuid, Kgid, ARef<Credential>)>; FSID_SLOTS],
+}
+
+/// A credential and its copies with other fsuid/fsgid, made once and kept,
+/// so that calls on behalf of the same caller ids do not allocate.
+#[pin_data]
+pub(crate) struct FsidCache {
+    base: ARef<Credential>,
+    #[pin]
+    slots: SpinLock<Slots>,
+}
+
+impl FsidCache {
+    pub(crate) fn new(base: ARef<Credential>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            base,
+            slots <- new_spinlock!(Slots::default(), "shiftfs_fsid_cache"),
+        })
+    }
+
+    /// The credential the variants are made from.
+    pub(crate) fn base(&self) -> &ARef<Credential> {
+        &self.base
+    }
+
+    /// The base credential with these filesystem ids if it was made
+    /// already: never sleeps (for RCU path walks).
+    pub(crate) fn get_made(&self, fsuid: Kuid, fsgid: Kgid) -> Option<ARef<Credential>> {
+        let s = self.slots.lock();
+        s.entries
+            .iter()
+            .flatten()
+            .find(|(u, g, _)| *u == fsuid && *g == fsgid)
+            .map(|(_, _, c)| c.clone())
+    }
+
+    /// The base credential with these filesystem ids.
+    pub(crate) fn get(&self, fsuid: Kuid, fsgid: Kgid) -> Result<ARef<Credential>> {
+        if let Some(c) = self.get_made(fsuid, fsgid) {
+            return Ok(c);
+        }
+        // Made without the lock held: `prepare_creds()` may sleep. Two
+        // callers racing here both insert; the older copy ages out.
+        let new = self.base.with_fsids(fsuid, fsgid)?;
+        let mut s = self.slots.lock();
+        let i = s.next;
+        s.next = (i + 1) % FSID_SLOTS;
+        // A replaced variant is freed after an RCU grace period
+        // (`put_cred()`), which is allowed under a spinlock.
+        s.entries[i] = Some((fsuid, fsgid, new.clone()));
+        Ok(new)
     }
 }
 

@@ -97,13 +97,14 @@ impl<T: FileSystem> FsContext<T> {
 
     /// Creates a new anonymous superblock with private information `info`
     /// and fills it with `T::fill_super` (`get_tree_nodev()`).
-    pub(crate) fn get_tree_nodev(&self, info: KBox<T::SbInfo>) -> Result {
+    pub(crate) fn get_tree_nodev(&self, info: Pin<KBox<T::SbInfo>>) -> Result {
         let raw = self.as_raw();
         // SAFETY: `raw` is a context in `get_tree`; `sget_fc` moves
         // `s_fs_info` to the new superblock (freed by `kill_sb`), or leaves
-        // it here on failure (freed by `free`).
+        // it here on failure (freed by `free`). Either frees it in place
+        // with `KBox::from_raw`: the pinned information never moves.
         unsafe {
-            (*raw).s_fs_info = KBox::into_raw(info).cast();
+            (*raw).s_fs_info = KBox::into_raw(Pin::into_inner_unchecked(info)).cast();
             to_result(bindings::get_tree_nodev(
                 raw,
                 Some(super::super_block::fill_super::<T>),

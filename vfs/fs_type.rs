@@ -40,6 +40,8 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     /// The credentials for calls into the real filesystem on behalf of the
     /// calling task.
     fn creds(sb: &SuperBlock, info: &Self::SbInfo) -> Result<ARef<Credential>>;
+    /// [`Self::creds`] if they were made already (never sleeps).
+    fn made_creds(sb: &SuperBlock, info: &Self::SbInfo) -> Option<ARef<Credential>>;
     /// Overrides the calling task's credentials with [`Self::creds`] until
     /// the guard is dropped.
     fn enter(sb: &SuperBlock, info: &Self::SbInfo) -> Result<Override> {

@@ -87,6 +87,36 @@ impl NewInode<'_> {
     }
 }
 
+impl Inode {
+    /// Whether this stacked inode stands on `real` (`i_private`).
+    pub(crate) fn stands_on(&self, real: &Inode) -> bool {
+        // SAFETY: `i_private` of a stacked inode never changes.
+        unsafe { (*self.as_raw()).i_private == real.as_raw().cast() }
+    }
+
+    /// Whether the attributes [`copy_attrs`] copies are those of `real`,
+    /// owner and group as given (read without locks, as the VFS reads them).
+    pub(crate) fn attrs_match(&self, real: &Inode, uid: Kuid, gid: Kgid) -> bool {
+        let (a, b) = (self.as_raw(), real.as_raw());
+        let flags =
+            bindings::S_SYNC | bindings::S_NOATIME | bindings::S_APPEND | bindings::S_IMMUTABLE;
+        // SAFETY: both inodes are live; these are plain reads of fields
+        // that writers update one word at a time.
+        unsafe {
+            (*a).i_mode == (*b).i_mode
+                && (*a).i_uid.val == uid.0
+                && (*a).i_gid.val == gid.0
+                && (*a).__bindgen_anon_1.i_nlink == (*b).__bindgen_anon_1.i_nlink
+                && (*a).i_size == (*b).i_size
+                && (*a).i_mtime_sec == (*b).i_mtime_sec
+                && (*a).i_mtime_nsec == (*b).i_mtime_nsec
+                && (*a).i_ctime_sec == (*b).i_ctime_sec
+                && (*a).i_ctime_nsec == (*b).i_ctime_nsec
+                && ((*a).i_flags & flags) == ((*b).i_flags & flags)
+        }
+    }
+}
+
 /// Copies the attributes of `real` into `dst`, with owner and group as given.
 ///
 /// # Safety

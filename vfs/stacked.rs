@@ -269,7 +269,8 @@ unsafe extern "C" fn d_release(d: *mut bindings::dentry) {
 /// Called by the VFS with a live dentry of a superblock of `T`.
 unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags: c_uint) -> c_int {
     if flags & bindings::LOOKUP_RCU != 0 {
-        return ECHILD.to_errno();
+        // SAFETY: per the contract.
+        return unsafe { d_revalidate_rcu::<T>(d, flags) };
     }
     // SAFETY: per the contract; a looked-up dentry has its real dentry.
     let (stacked, real) = unsafe { (Dentry::from_raw(d), real_of(d)) };
@@ -289,6 +290,47 @@ unsafe extern "C" fn d_revalidate<T: FileSystem>(d: *mut bindings::dentry, flags
         unsafe { refresh::<T>((*d).d_sb, inode, ri) };
     }
     // SAFETY: `real` is live; its operations are its filesystem's.
+    unsafe {
+        let ops = (*real.as_raw()).d_op;
+        match ops.as_ref().and_then(|o| o.d_revalidate) {
+            Some(reval) => reval(real.as_raw(), flags),
+            None => 1,
+        }
+    }
+}
+
+/// `d_revalidate` in an RCU walk: valid only if nothing needs doing (the
+/// real dentry still hashed, of the same name and inode, its attributes
+/// those copied up, and valid for its own filesystem); anything else goes
+/// back to a walk with references (ECHILD), which refreshes or invalidates.
+///
+/// # Safety
+///
+/// Called by the VFS in an RCU walk with a dentry of a superblock of `T`
+/// (which may be being killed: then its sequence count fails the walk
+/// afterwards, and everything read here is freed only after the walk).
+unsafe fn d_revalidate_rcu<T: FileSystem>(d: *mut bindings::dentry, flags: c_uint) -> c_int {
+    // SAFETY: per the contract; `d_fsdata` is NULL once `d_release` ran.
+    let real = unsafe { (*d).d_fsdata.cast::<bindings::dentry>() };
+    if real.is_null() {
+        return ECHILD.to_errno();
+    }
+    // SAFETY: per the contract, both dentries stay readable in the walk.
+    let (stacked, real) = unsafe { (Dentry::from_raw(d), Dentry::from_raw(real)) };
+    let current = match (stacked.inode(), real.inode()) {
+        (None, None) => true,
+        (Some(inode), Some(ri)) => {
+            let (uid, gid) =
+                T::shift_ids(inode.super_block(), ri.super_block(), ri.uid(), ri.gid());
+            inode.stands_on(ri) && inode.attrs_match(ri, uid, gid)
+        }
+        _ => false,
+    };
+    if !current || real.is_unhashed() || !same_name(stacked, real) {
+        return ECHILD.to_errno();
+    }
+    // SAFETY: `real` is readable; its operations are its filesystem's and
+    // are told this is an RCU walk.
     unsafe {
         let ops = (*real.as_raw()).d_op;
         match ops.as_ref().and_then(|o| o.d_revalidate) {
@@ -542,8 +584,17 @@ unsafe extern "C" fn permission<T: FileSystem>(
         return err;
     }
     if mask & bindings::MAY_NOT_BLOCK as c_int != 0 {
-        // Overriding credentials may sleep: not in an RCU walk.
-        return ECHILD.to_errno();
+        // In an RCU walk nothing may sleep: only credentials made already
+        // for these caller ids will do (overriding with them does not
+        // sleep, and the real check honours MAY_NOT_BLOCK).
+        // SAFETY: per the contract.
+        let (sb, info) = unsafe { sb_info::<T>((*inode).i_sb) };
+        let Some(creds) = T::made_creds(sb, info) else {
+            return ECHILD.to_errno();
+        };
+        let _as = creds.override_current();
+        // SAFETY: a stacked inode holds its real inode.
+        return unsafe { bindings::inode_permission(nop_idmap(), (*inode).i_private.cast(), mask) };
     }
     from_result(|| {
         // SAFETY: per the contract; a stacked inode holds its real inode.
