@@ -29,6 +29,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     rmdir_of_a_non_empty_directory_is_enotempty,
     mknod_fifo_and_socket,
     mknod_device_is_eperm_in_the_container,
+    host_makes_device_nodes_through_the_mark_but_cannot_open_them,
     symlink_lands_with_its_target,
     link_shares_the_inode_on_both_sides,
     unlink_removes_the_real_entry,
@@ -259,6 +260,34 @@ fn mknod_device_is_eperm_in_the_container(env: &Env) -> Outcome {
         "device node made on disk"
     );
     Ok(())
+}
+
+fn host_makes_device_nodes_through_the_mark_but_cannot_open_them(env: &Env) -> Outcome {
+    let tree = tree(env);
+    let null = rustix::fs::makedev(1, 3);
+    let dev = tree.mark.join("host-null");
+    rfs::mknodat(
+        CWD,
+        &dev,
+        FileType::CharacterDevice,
+        Mode::from_raw_mode(0o666),
+        null,
+    )
+    .ctx("mknod c 1 3 through the mark")?;
+    let md = std::fs::symlink_metadata(tree.real.join("host-null")).ctx("stat on disk")?;
+    ensure_eq!(
+        (md.mode() & 0o170000, md.rdev()),
+        (0o020000, null),
+        "device node on disk"
+    );
+    // The mark is nodev: the node does not open through it.
+    let r = rfs::open(&dev, OFlags::RDONLY, Mode::empty());
+    ensure_eq!(
+        r.err(),
+        Some(Errno::ACCESS),
+        "open of a device through the mark"
+    );
+    std::fs::remove_file(tree.real.join("host-null")).ctx("clean up")
 }
 
 fn symlink_lands_with_its_target(env: &Env) -> Outcome {
