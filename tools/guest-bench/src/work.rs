@@ -1,0 +1,438 @@
+//! The workloads. Each runs in the container against one kind's view of
+//! the image (a directory fd on its root) and returns one time per row it
+//! reports, or the errno of the first call that failed.
+
+use crate::sys::{self, Errno, Sys};
+use crate::tarball;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+/// Sizes of the data set.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    /// Files in `many/` (stat, open+read, readdir).
+    pub files: usize,
+    /// Bytes in each of them.
+    pub file_bytes: usize,
+    /// Files created then unlinked.
+    pub creates: usize,
+    /// MiB of the big file (sequential and random reads) and of the
+    /// sequential write.
+    pub big_mib: usize,
+    /// 4 KiB random reads.
+    pub rand_reads: usize,
+    /// Files stat'ed for the memory figures.
+    pub mem_files: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum W {
+    StatCold,
+    StatWarm,
+    OpenRead,
+    Readdir,
+    Walk,
+    SeqRead,
+    RandRead,
+    CreateUnlink,
+    SeqWrite,
+    UntarRm,
+}
+
+/// The order of a round: the one workload that drops caches first, then
+/// reads of a warm cache, then writes.
+pub const ALL: [W; 10] = [
+    W::StatCold,
+    W::StatWarm,
+    W::OpenRead,
+    W::Readdir,
+    W::Walk,
+    W::SeqRead,
+    W::RandRead,
+    W::CreateUnlink,
+    W::SeqWrite,
+    W::UntarRm,
+];
+
+impl W {
+    pub fn name(self) -> &'static str {
+        match self {
+            W::StatCold => "stat-cold",
+            W::StatWarm => "stat",
+            W::OpenRead => "open-read",
+            W::Readdir => "readdir",
+            W::Walk => "walk",
+            W::SeqRead => "seq-read",
+            W::RandRead => "rand-read",
+            W::CreateUnlink => "create",
+            W::SeqWrite => "seq-write",
+            W::UntarRm => "untar",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<W> {
+        ALL.into_iter().find(|w| w.name() == s)
+    }
+
+    /// Whether it wants the kind's caches warm (primed) before it runs.
+    pub fn wants_warm(self) -> bool {
+        !matches!(self, W::StatCold)
+    }
+
+    /// The rows it reports: (name, what one sample does).
+    pub fn rows(self, s: &Sizes, tar_entries: usize) -> Vec<(String, String)> {
+        let r = |a: &str, b: String| (a.to_owned(), b);
+        match self {
+            W::StatCold => vec![r(
+                "stat, cold cache",
+                format!("{} files, after drop_caches", s.files),
+            )],
+            W::StatWarm => vec![r("stat, warm", format!("{} files", s.files))],
+            W::OpenRead => vec![r(
+                "open+read+close",
+                format!("{} files of {} B", s.files, s.file_bytes),
+            )],
+            W::Readdir => vec![r("readdir", format!("{} entries", s.files))],
+            W::Walk => vec![r("find+stat walk", format!("{tar_entries} entries"))],
+            W::SeqRead => vec![r(
+                "sequential read",
+                format!("{} MiB, 1 MiB reads", s.big_mib),
+            )],
+            W::RandRead => vec![r(
+                "random 4 KiB read",
+                format!("{} preads in {} MiB", s.rand_reads, s.big_mib),
+            )],
+            W::CreateUnlink => vec![
+                r(
+                    "create+write+close",
+                    format!("{} files of 100 B", s.creates),
+                ),
+                r("unlink", format!("{} files", s.creates)),
+            ],
+            W::SeqWrite => vec![r(
+                "sequential write",
+                format!("{} MiB, 1 MiB writes, no fsync", s.big_mib),
+            )],
+            W::UntarRm => vec![
+                r("untar", format!("{tar_entries} entries from memory")),
+                r("rm -r", format!("{tar_entries} entries")),
+            ],
+        }
+    }
+}
+
+/// A failure: the errno and the call that returned it.
+#[derive(Clone, Debug)]
+pub struct Fail {
+    pub errno: Errno,
+    pub op: &'static str,
+}
+
+trait Op<T> {
+    fn op(self, op: &'static str) -> Result<T, Fail>;
+}
+
+impl<T> Op<T> for Sys<T> {
+    fn op(self, op: &'static str) -> Result<T, Fail> {
+        self.map_err(|errno| Fail { errno, op })
+    }
+}
+
+pub type Sample = Result<f64, Fail>;
+
+/// What the workloads share: the names they use and their buffers.
+pub struct Ctx {
+    pub sizes: Sizes,
+    pub tar: Vec<tarball::Entry>,
+    many: Vec<CString>,
+    creates: Vec<CString>,
+    offsets: Vec<u64>,
+    buf: Vec<u8>,
+    dbuf: Vec<u8>,
+}
+
+pub fn many_name(i: usize) -> CString {
+    sys::cstr(&format!("many/f{i:06}"))
+}
+
+impl Ctx {
+    pub fn new(sizes: Sizes, tar: Vec<tarball::Entry>) -> Self {
+        let many = (0..sizes.files).map(many_name).collect();
+        let creates = (0..sizes.creates)
+            .map(|i| sys::cstr(&format!("c{i:06}")))
+            .collect();
+        // Random 4 KiB-aligned offsets in the big file, the same every run.
+        let pages = (sizes.big_mib as u64 * 256).max(1);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let offsets = (0..sizes.rand_reads)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % pages) * 4096
+            })
+            .collect();
+        Ctx {
+            sizes,
+            tar,
+            many,
+            creates,
+            offsets,
+            buf: vec![0; 1 << 20],
+            dbuf: vec![0; 32 << 10],
+        }
+    }
+
+    /// Warms a kind's caches: every read workload once, untimed.
+    pub fn prime(&mut self, root: &OwnedFd) -> Result<(), Fail> {
+        self.stat(root)?;
+        self.open_read(root)?;
+        self.readdir(root)?;
+        self.walk(root)?;
+        self.seq_read(root)?;
+        Ok(())
+    }
+
+    /// Runs workload `w` once on the kind whose root is `root`; `work` is
+    /// its empty writable directory, relative to `root`. `drop_caches` is
+    /// called before a cold run.
+    pub fn run(
+        &mut self,
+        w: W,
+        root: &OwnedFd,
+        work: &CStr,
+        drop_caches: &mut dyn FnMut(),
+    ) -> Vec<Sample> {
+        match w {
+            W::StatCold => {
+                drop_caches();
+                vec![self.stat(root)]
+            }
+            W::StatWarm => vec![self.stat(root)],
+            W::OpenRead => vec![self.open_read(root)],
+            W::Readdir => vec![self.readdir(root)],
+            W::Walk => vec![self.walk(root)],
+            W::SeqRead => vec![self.seq_read(root)],
+            W::RandRead => vec![self.rand_read(root)],
+            W::CreateUnlink => self.create_unlink(root, work),
+            W::SeqWrite => vec![self.seq_write(root, work)],
+            W::UntarRm => self.untar_rm(root, work),
+        }
+    }
+
+    fn stat(&self, root: &OwnedFd) -> Sample {
+        let t = Instant::now();
+        for n in &self.many {
+            sys::fstatat(root.as_raw_fd(), n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    fn open_read(&mut self, root: &OwnedFd) -> Sample {
+        let t = Instant::now();
+        for n in &self.many {
+            let fd = sys::openat(root.as_raw_fd(), n, libc::O_RDONLY, 0).op("open")?;
+            sys::read(&fd, &mut self.buf[..4096]).op("read")?;
+            sys::close(fd).op("close")?;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    fn readdir(&mut self, root: &OwnedFd) -> Sample {
+        let t = Instant::now();
+        let fd = sys::open_dir(root.as_raw_fd(), c"many").op("open dir")?;
+        let n = sys::read_dir(&fd, &mut self.dbuf, |_, _| Ok(())).op("getdents64")?;
+        drop(fd);
+        let dt = t.elapsed().as_secs_f64();
+        if n != self.sizes.files {
+            return Err(Fail {
+                errno: Errno(libc::EIO),
+                op: "readdir count",
+            });
+        }
+        Ok(dt)
+    }
+
+    fn walk(&mut self, root: &OwnedFd) -> Sample {
+        fn go(dir: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize, Fail> {
+            let mut names = Vec::new();
+            sys::read_dir(dir, buf, |n, _| {
+                names.push(n.to_owned());
+                Ok(())
+            })
+            .op("getdents64")?;
+            let mut count = names.len();
+            for n in names {
+                let st = sys::fstatat(dir.as_raw_fd(), &n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    let sub = sys::open_dir(dir.as_raw_fd(), &n).op("open dir")?;
+                    count += go(&sub, buf)?;
+                }
+            }
+            Ok(count)
+        }
+        let t = Instant::now();
+        let top = sys::open_dir(root.as_raw_fd(), c"src").op("open dir")?;
+        let n = go(&top, &mut self.dbuf)?;
+        let dt = t.elapsed().as_secs_f64();
+        if n != self.tar.len() {
+            return Err(Fail {
+                errno: Errno(libc::EIO),
+                op: "walk count",
+            });
+        }
+        Ok(dt)
+    }
+
+    fn seq_read(&mut self, root: &OwnedFd) -> Sample {
+        let t = Instant::now();
+        let fd = sys::openat(root.as_raw_fd(), c"big", libc::O_RDONLY, 0).op("open")?;
+        let mut total = 0;
+        loop {
+            let n = sys::read(&fd, &mut self.buf).op("read")?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        sys::close(fd).op("close")?;
+        let dt = t.elapsed().as_secs_f64();
+        if total != self.sizes.big_mib << 20 {
+            return Err(Fail {
+                errno: Errno(libc::EIO),
+                op: "short read",
+            });
+        }
+        Ok(dt)
+    }
+
+    fn rand_read(&mut self, root: &OwnedFd) -> Sample {
+        let t = Instant::now();
+        let fd = sys::openat(root.as_raw_fd(), c"big", libc::O_RDONLY, 0).op("open")?;
+        for &off in &self.offsets {
+            if sys::pread(&fd, &mut self.buf[..4096], off).op("pread")? != 4096 {
+                return Err(Fail {
+                    errno: Errno(libc::EIO),
+                    op: "short pread",
+                });
+            }
+        }
+        sys::close(fd).op("close")?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// A fresh subdirectory `name` of `work`; on failure, what is left of
+    /// it is removed.
+    fn scratch_dir(
+        &mut self,
+        root: &OwnedFd,
+        work: &CStr,
+        name: &CStr,
+    ) -> Result<(OwnedFd, OwnedFd), Fail> {
+        let wd = sys::open_dir(root.as_raw_fd(), work).op("open work dir")?;
+        sys::mkdirat(wd.as_raw_fd(), name, 0o755).op("mkdir")?;
+        let d = sys::open_dir(wd.as_raw_fd(), name).op("open dir")?;
+        Ok((wd, d))
+    }
+
+    fn cleanup(&mut self, wd: &OwnedFd, d: OwnedFd, name: &CStr) {
+        let _ = tarball::remove_contents(&d, &mut self.dbuf);
+        drop(d);
+        let _ = sys::unlinkat(wd.as_raw_fd(), name, libc::AT_REMOVEDIR);
+    }
+
+    fn create_unlink(&mut self, root: &OwnedFd, work: &CStr) -> Vec<Sample> {
+        let (wd, d) = match self.scratch_dir(root, work, c"cu") {
+            Ok(x) => x,
+            Err(e) => return vec![Err(e.clone()), Err(e)],
+        };
+        let data = [b'x'; 100];
+        let t = Instant::now();
+        let created: Sample = (|| {
+            for n in &self.creates {
+                let fd = sys::openat(
+                    d.as_raw_fd(),
+                    n,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                    0o644,
+                )
+                .op("create")?;
+                sys::write_all(&fd, &data).op("write")?;
+                sys::close(fd).op("close")?;
+            }
+            Ok(t.elapsed().as_secs_f64())
+        })();
+        let unlinked = match &created {
+            Ok(_) => {
+                let t = Instant::now();
+                (|| -> Sample {
+                    for n in &self.creates {
+                        sys::unlinkat(d.as_raw_fd(), n, 0).op("unlink")?;
+                    }
+                    Ok(t.elapsed().as_secs_f64())
+                })()
+            }
+            Err(e) => Err(e.clone()),
+        };
+        self.cleanup(&wd, d, c"cu");
+        vec![created, unlinked]
+    }
+
+    fn seq_write(&mut self, root: &OwnedFd, work: &CStr) -> Sample {
+        let wd = sys::open_dir(root.as_raw_fd(), work).op("open work dir")?;
+        self.buf.fill(b'w');
+        let t = Instant::now();
+        let r = (|| -> Sample {
+            let fd = sys::openat(
+                wd.as_raw_fd(),
+                c"seq",
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                0o644,
+            )
+            .op("create")?;
+            for _ in 0..self.sizes.big_mib {
+                sys::write_all(&fd, &self.buf).op("write")?;
+            }
+            sys::close(fd).op("close")?;
+            Ok(t.elapsed().as_secs_f64())
+        })();
+        let _ = sys::unlinkat(wd.as_raw_fd(), c"seq", 0);
+        r
+    }
+
+    fn untar_rm(&mut self, root: &OwnedFd, work: &CStr) -> Vec<Sample> {
+        let (wd, d) = match self.scratch_dir(root, work, c"untar") {
+            Ok(x) => x,
+            Err(e) => return vec![Err(e.clone()), Err(e)],
+        };
+        let t = Instant::now();
+        let unpacked = tarball::unpack(&self.tar, &d)
+            .op("untar")
+            .map(|_| t.elapsed().as_secs_f64());
+        let removed = match &unpacked {
+            Ok(_) => {
+                let t = Instant::now();
+                tarball::remove_contents(&d, &mut self.dbuf)
+                    .op("rm -r")
+                    .map(|_| t.elapsed().as_secs_f64())
+            }
+            Err(e) => Err(e.clone()),
+        };
+        self.cleanup(&wd, d, c"untar");
+        vec![unpacked, removed]
+    }
+}
+
+/// Stats every file of `mem/` below `root` (the memory figures).
+pub fn stat_mem(root: &OwnedFd, files: usize) -> Result<(), Fail> {
+    for i in 0..files {
+        let n = sys::cstr(&mem_name(i));
+        sys::fstatat(root.as_raw_fd(), &n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
+    }
+    Ok(())
+}
+
+pub fn mem_name(i: usize) -> String {
+    format!("mem/d{:03}/f{:04}", i / 1000, i % 1000)
+}
