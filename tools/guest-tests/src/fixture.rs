@@ -74,3 +74,60 @@ impl Tree {
         })
     }
 }
+
+impl Tree {
+    /// The host's own shifting mount of `mark` on `target` (identity: the
+    /// host's namespace), for tests that need the host's powers on it
+    /// (drop_caches, RENAME_WHITEOUT).
+    pub fn host_shifting_mount(&self) -> Outcome {
+        mount(&self.mark, &self.target, FS_NAME, MountFlags::empty(), c"")
+            .ctx("host shifting mount")
+    }
+}
+
+/// Makes the calling process (in a container) its uid and gid `id`.
+pub fn become_id(id: u32) -> Outcome {
+    let (u, g) = (
+        nix::unistd::Uid::from_raw(id),
+        nix::unistd::Gid::from_raw(id),
+    );
+    nix::unistd::setresgid(g, g, g).ctx("setresgid")?;
+    nix::unistd::setresuid(u, u, u).ctx("setresuid")
+}
+
+/// Drops the dentry and inode caches (needs root of the initial namespace).
+pub fn drop_caches() -> Outcome {
+    std::fs::write("/proc/sys/vm/drop_caches", b"2").ctx("drop_caches")
+}
+
+/// Bytes that show an off-by-one or a torn write.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// A `system.posix_acl_*` value from (tag, perm, id) entries.
+pub fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// The (tag, perm, id) entries of a `system.posix_acl_*` value.
+pub fn acl_entries(v: &[u8]) -> Vec<(u16, u16, u32)> {
+    v[4..]
+        .chunks(8)
+        .map(|c| {
+            (
+                u16::from_le_bytes([c[0], c[1]]),
+                u16::from_le_bytes([c[2], c[3]]),
+                u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            )
+        })
+        .collect()
+}

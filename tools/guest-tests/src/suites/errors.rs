@@ -6,12 +6,11 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{become_id, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
 };
-use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use rustix::{
     fs::{self as rfs, Mode, OFlags, XattrFlags},
     io::Errno,
@@ -139,26 +138,11 @@ fn read_only_shifting_mount_is_erofs(env: &Env) -> Outcome {
     res
 }
 
-fn as_user() -> Outcome {
-    setresgid(
-        Gid::from_raw(1000),
-        Gid::from_raw(1000),
-        Gid::from_raw(1000),
-    )
-    .ctx("setgid")?;
-    setresuid(
-        Uid::from_raw(1000),
-        Uid::from_raw(1000),
-        Uid::from_raw(1000),
-    )
-    .ctx("setuid")
-}
-
 fn full_filesystem_is_enospc_and_keeps_what_was_written(env: &Env) -> Outcome {
     let tree = own_tmpfs(env, "enospc", c"size=256k")?;
     tree.mark()?;
     let res = tree.in_shifted(|t| {
-        as_user()?;
+        become_id(1000)?;
         let mut f = std::fs::File::create(t.join("big")).ctx("create")?;
         let chunk = vec![0x5au8; 4096];
         let mut written = 0usize;
@@ -193,7 +177,7 @@ fn no_free_inodes_is_enospc_and_leaves_no_entry(env: &Env) -> Outcome {
     let tree = own_tmpfs(env, "noinodes", c"nr_inodes=8")?;
     tree.mark()?;
     let res = tree.in_shifted(|t| {
-        as_user()?;
+        become_id(1000)?;
         let mut made = 0;
         let err = loop {
             match rfs::mkdir(t.join(format!("d{made}")), Mode::from_raw_mode(0o755)) {
@@ -256,7 +240,7 @@ fn quota_limits_are_edquot_for_users_and_root(env: &Env) -> Outcome {
         for (who, uid) in [("container user 1000", 1000u32), ("container root", 0)] {
             tree.in_shifted(|t| {
                 if uid != 0 {
-                    as_user()?;
+                    become_id(1000)?;
                 }
                 let mut made = 0;
                 let err = loop {

@@ -6,7 +6,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{load, pattern, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -59,12 +59,6 @@ fn is_mountpoint(d: &Path) -> bool {
         return false;
     };
     a.dev() != b.dev()
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed))
-        .collect()
 }
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {

@@ -4,7 +4,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{load, pattern, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -36,13 +36,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     host_unmarks,
     unload,
 ];
-
-/// Bytes that show an off-by-one or a torn write.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
     let tree = tree(env);

@@ -4,7 +4,7 @@
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{drop_caches, load, unload, Tree},
     harness::{Context, Outcome},
     sys::{self, expect_logged_error, FsContext, FS_NAME},
     tests, Env,
@@ -132,10 +132,6 @@ fn hard_links_share_one_inode(env: &Env) -> Outcome {
     ensure_eq!(a.st_ino, b.st_ino, "st_ino of two links");
     ensure_eq!(a.st_nlink, 2, "st_nlink");
     Ok(())
-}
-
-fn drop_caches() -> Outcome {
-    std::fs::write("/proc/sys/vm/drop_caches", b"2").ctx("drop_caches")
 }
 
 fn inode_numbers_survive_drop_caches(env: &Env) -> Outcome {

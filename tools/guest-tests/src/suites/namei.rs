@@ -5,11 +5,10 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{acl_value, become_id, load, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
-use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use rustix::{
     fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, CWD},
     io::Errno,
@@ -75,18 +74,7 @@ fn on_disk(path: &Path) -> Result<(u32, u32, u32, u64), String> {
 
 /// Runs `f` as uid/gid 1000 of the container (after the shifting mount).
 fn as_user(f: impl FnOnce() -> Outcome) -> Outcome {
-    setresgid(
-        Gid::from_raw(1000),
-        Gid::from_raw(1000),
-        Gid::from_raw(1000),
-    )
-    .ctx("setgid")?;
-    setresuid(
-        Uid::from_raw(1000),
-        Uid::from_raw(1000),
-        Uid::from_raw(1000),
-    )
-    .ctx("setuid")?;
+    become_id(1000)?;
     f()
 }
 
@@ -506,7 +494,7 @@ fn rename_whiteout_leaves_a_whiteout(env: &Env) -> Outcome {
     let tree = tree(env);
     std::fs::write(tree.real.join("wo"), b"wo").ctx("create")?;
     let target = tree.target.clone();
-    host_shifting_mount(&tree)?;
+    tree.host_shifting_mount()?;
     let res = rfs::renameat_with(
         CWD,
         target.join("wo"),
@@ -622,17 +610,6 @@ fn umask_applies(env: &Env) -> Outcome {
     Ok(())
 }
 
-/// A `system.posix_acl_*` value from (tag, perm, id) entries.
-fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut v = 2u32.to_le_bytes().to_vec();
-    for &(tag, perm, id) in entries {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&perm.to_le_bytes());
-        v.extend_from_slice(&id.to_le_bytes());
-    }
-    v
-}
-
 fn default_acl_is_inherited(env: &Env) -> Outcome {
     const U: u32 = u32::MAX;
     let r = tree(env).real.clone();
@@ -708,7 +685,7 @@ fn entries_made_below_show_up_and_go(env: &Env) -> Outcome {
     // the stacked dentries are cached.
     let tree = tree(env);
     let (r, t) = (tree.real.clone(), tree.target.clone());
-    host_shifting_mount(&tree)?;
+    tree.host_shifting_mount()?;
     let res = (|| {
         // Cache a negative entry, then create the name below.
         ensure_eq!(
@@ -751,17 +728,6 @@ fn entries_made_below_show_up_and_go(env: &Env) -> Outcome {
     })();
     rustix::mount::unmount(&t, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
     res
-}
-
-fn host_shifting_mount(tree: &Tree) -> Outcome {
-    rustix::mount::mount(
-        &tree.mark,
-        &tree.target,
-        crate::sys::FS_NAME,
-        rustix::mount::MountFlags::empty(),
-        c"",
-    )
-    .ctx("host shifting mount")
 }
 
 fn host_unmarks(env: &Env) -> Outcome {

@@ -9,7 +9,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{drop_caches, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
@@ -49,10 +49,6 @@ fn host_prepares_and_mounts(env: &Env) -> Outcome {
 fn host_unmounts(env: &Env) -> Outcome {
     unmount(tree(env).target, UnmountFlags::empty()).ctx("umount shifted")?;
     tree(env).unmark()
-}
-
-fn drop_caches() -> Outcome {
-    std::fs::write("/proc/sys/vm/drop_caches", b"2").ctx("drop_caches")
 }
 
 /// The events queued on `ino` now, as (mask, name).

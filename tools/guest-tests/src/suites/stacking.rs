@@ -5,12 +5,11 @@
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{become_id, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
 };
-use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use rustix::{
     fs::{self as rfs, Mode},
     io::Errno,
@@ -115,18 +114,7 @@ fn overlay_in_the_container_creates_modifies_and_deletes(env: &Env) -> Outcome {
         );
         // A file made by user 1000 of the container.
         rfs::chmod(m.join("dir"), Mode::from_raw_mode(0o777)).ctx("chmod")?;
-        setresgid(
-            Gid::from_raw(1000),
-            Gid::from_raw(1000),
-            Gid::from_raw(1000),
-        )
-        .ctx("setgid")?;
-        setresuid(
-            Uid::from_raw(1000),
-            Uid::from_raw(1000),
-            Uid::from_raw(1000),
-        )
-        .ctx("setuid")?;
+        become_id(1000)?;
         std::fs::write(m.join("dir/by-user"), b"u").ctx("create as 1000")?;
         let mut names: Vec<String> = std::fs::read_dir(&m)
             .ctx("readdir")?
@@ -203,8 +191,7 @@ fn nested_container_sees_and_writes_on_disk_ids(env: &Env) -> Outcome {
             ensure_eq!(st.st_uid, 65_534, "on-disk 1500, outside the nested map");
             std::fs::write(mnt.join("by-nested-root"), b"r").ctx("create as nested root")?;
             rfs::chmod(&mnt, Mode::from_raw_mode(0o777)).ctx("chmod")?;
-            setresgid(Gid::from_raw(7), Gid::from_raw(7), Gid::from_raw(7)).ctx("setgid")?;
-            setresuid(Uid::from_raw(7), Uid::from_raw(7), Uid::from_raw(7)).ctx("setuid")?;
+            become_id(7)?;
             std::fs::write(mnt.join("by-nested-7"), b"7").ctx("create as nested 7")?;
             Ok(())
         })

@@ -3,7 +3,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{acl_entries, acl_value, become_id, load, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -36,31 +36,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
 
 const ACL_ACCESS: &str = "system.posix_acl_access";
 const UNDEFINED: u32 = u32::MAX;
-
-/// A `system.posix_acl_*` value from (tag, perm, id) entries.
-fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut v = 2u32.to_le_bytes().to_vec();
-    for &(tag, perm, id) in entries {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&perm.to_le_bytes());
-        v.extend_from_slice(&id.to_le_bytes());
-    }
-    v
-}
-
-/// The (tag, perm, id) entries of a value.
-fn acl_entries(v: &[u8]) -> Vec<(u16, u16, u32)> {
-    v[4..]
-        .chunks(8)
-        .map(|c| {
-            (
-                u16::from_le_bytes([c[0], c[1]]),
-                u16::from_le_bytes([c[2], c[3]]),
-                u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
-        .collect()
-}
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
     let tree = tree(env);
@@ -175,10 +150,7 @@ fn acl_entry_of_an_unmapped_id_grants_nothing(env: &Env) -> Outcome {
     // The file's ACL grants read to on-disk user 70000, which the container
     // cannot map and sees as 65534: its own nobody must not get that read.
     tree(env).in_shifted(|t| {
-        let id = rfs::Uid::from_raw(65_534);
-        let gid = rfs::Gid::from_raw(65_534);
-        rustix::thread::set_thread_res_gid(gid, gid, gid).ctx("setresgid")?;
-        rustix::thread::set_thread_res_uid(id, id, id).ctx("setresuid")?;
+        become_id(65_534)?;
         let res = rfs::open(t.join("acl"), OFlags::RDONLY, Mode::empty()).map(|_| ());
         ensure_eq!(res, Err(Errno::ACCESS), "open by the container's nobody");
         Ok(())
