@@ -2,9 +2,11 @@
 
 use crate::harness::Test;
 
+pub mod conformance;
 pub mod errors;
 pub mod fileops;
 pub mod foundation;
+pub mod fsx;
 pub mod io;
 pub mod kernel_log;
 pub mod mark;
@@ -30,6 +32,8 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("errors", errors::TESTS),
     ("stacking", stacking::TESTS),
     ("workload", workload::TESTS),
+    ("conformance", conformance::TESTS),
+    ("fsx", fsx::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];
