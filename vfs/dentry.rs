@@ -80,3 +80,25 @@ pub(crate) fn same_name(a: &Dentry, b: &Dentry) -> bool {
         same
     }
 }
+
+/// [`same_name`] in an RCU walk: `real`'s name is compared as the RCU
+/// dcache lookup compares names (`d_same_name()`), `stacked`'s is read
+/// consistently.
+///
+/// # Safety
+///
+/// The caller must be in an RCU read-side section (an RCU path walk), in
+/// which `real` and its parent stay readable.
+pub(crate) unsafe fn same_name_rcu(stacked: &Dentry, real: &Dentry) -> bool {
+    let mut snap = MaybeUninit::<bindings::name_snapshot>::uninit();
+    // SAFETY: `stacked` is live; the snapshot is filled in before it is
+    // read and released once; per the contract `real` and its parent are
+    // readable, and `d_same_name` reads `real`'s name as RCU readers may.
+    unsafe {
+        bindings::take_dentry_name_snapshot(snap.as_mut_ptr(), stacked.as_raw());
+        let real = real.as_raw();
+        let same = bindings::d_same_name(real, (*real).d_parent, &(*snap.as_ptr()).name);
+        bindings::release_dentry_name_snapshot(snap.as_mut_ptr());
+        same
+    }
+}

@@ -8,7 +8,7 @@
 
 use super::{
     bindings,
-    dentry::{same_name, Dentry},
+    dentry::{same_name, same_name_rcu, Dentry},
     fs_type::{self, FileSystem},
     inode::{iget_stacked, Inode},
     path::Path,
@@ -326,7 +326,8 @@ unsafe fn d_revalidate_rcu<T: FileSystem>(d: *mut bindings::dentry, flags: c_uin
         }
         _ => false,
     };
-    if !current || real.is_unhashed() || !same_name(stacked, real) {
+    // SAFETY: an RCU walk is an RCU read-side section.
+    if !current || real.is_unhashed() || !unsafe { same_name_rcu(stacked, real) } {
         return ECHILD.to_errno();
     }
     // SAFETY: `real` is readable; its operations are its filesystem's and

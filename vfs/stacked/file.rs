@@ -92,8 +92,8 @@ unsafe extern "C" fn file_end_write(file: *mut bindings::file, _pos: i64, _ret: 
     unsafe { file_accessed(file) };
 }
 
-/// `open` of a regular file: the real inode must allow it to the overridden
-/// credentials; the real file is opened as a backing file with them.
+/// `open` of a regular file: the real file is opened as a backing file
+/// with the overridden credentials.
 ///
 /// # Safety
 ///
@@ -107,24 +107,10 @@ pub(super) unsafe extern "C" fn file_open<T: FileSystem>(
         let (d, flags) = unsafe { ((*file).f_path.dentry, (*file).f_flags) };
         // SAFETY: as above.
         let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_path::<T>(d)) };
+        // The VFS has checked the open (MAY_OPEN and the access mode) with
+        // `permission`, which checks the real inode too.
         let creds = T::creds(sb, info)?;
         let _as = creds.override_current();
-        let mut access = match flags & bindings::O_ACCMODE {
-            0 => bindings::MAY_READ,
-            1 => bindings::MAY_WRITE,
-            _ => bindings::MAY_READ | bindings::MAY_WRITE,
-        };
-        if flags & bindings::O_APPEND != 0 {
-            access |= bindings::MAY_APPEND;
-        }
-        // SAFETY: `real` is a live path of a positive dentry.
-        to_result(unsafe {
-            bindings::inode_permission(
-                core::ptr::addr_of_mut!(bindings::nop_mnt_idmap),
-                (*real.dentry).d_inode,
-                (bindings::MAY_OPEN | access) as c_int,
-            )
-        })?;
         // SAFETY: `file` is being opened; the backing file takes its own
         // references to `real` and `creds`; `release` drops it.
         let rf = kernel::error::from_err_ptr(unsafe {
