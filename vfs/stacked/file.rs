@@ -7,7 +7,7 @@
 use super::{real_path, sb_info, FileSystem};
 use crate::vfs::{bindings, inode::Inode};
 use kernel::{
-    error::{code::EXDEV, from_result, to_result},
+    error::{code::EXDEV, from_result},
     ffi::{c_int, c_uint},
     prelude::*,
 };
