@@ -1,0 +1,104 @@
+"""What tools/vm-run and tools/bench share: where things are, whether KVM
+really works here, the splat patterns, and booting a kernel under
+virtme-ng while streaming its console to a log file."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = REPO / "tools"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shiftfs"
+VENV = CACHE / "venv"
+VNG = VENV / "bin" / "vng"
+DONE = re.compile(r"SHIFTFS-VM-DONE rc=(\d+)")
+
+
+def kvm_usable(bzimage):
+    """Whether KVM really runs a guest here: /dev/kvm can exist and hang.
+
+    Boots the kernel with no root under KVM and waits for it to print; the
+    answer is kept per host boot."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    stamp = CACHE / f"kvm-{boot_id}"
+    if stamp.exists():
+        return stamp.read_text() == "yes"
+    cmd = ["qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nographic",
+           "-no-reboot", "-kernel", str(bzimage),
+           "-append", "console=ttyS0 panic=-1 root=/dev/nonexistent"]
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, timeout=30).stdout
+        ok = b"Linux version" in out
+    except subprocess.TimeoutExpired as e:
+        ok = b"Linux version" in (e.stdout or b"")
+    stamp.write_text("yes" if ok else "no")
+    return ok
+
+
+def splat_patterns():
+    lines = (TOOLS / "splat-patterns").read_text().splitlines()
+    return [re.compile(l) for l in lines if l and not l.startswith("#")]
+
+
+def vng_command(bzimage, guest_cmd, memory, extra=(), cpus=2):
+    """The vng command line that boots `bzimage` with the host's root shared
+    read-only and runs `guest_cmd` in it; KVM only if it really works."""
+    accel = [] if kvm_usable(bzimage) else ["--disable-kvm"]
+    cmd = [str(VNG), "--run", str(bzimage), *accel, "--verbose", "--cpus", str(cpus),
+           "--memory", memory, "--force-9p", *extra, "--exec", guest_cmd]
+    return cmd, ("kvm" if not accel else "tcg (no usable KVM)")
+
+
+def boot(cmd, logfile, timeout, echo=True):
+    """Runs the vng command `cmd`, writing the console to `logfile` (and to
+    stdout if `echo`) line by line; kills it after `timeout` seconds.
+    Returns (console lines, timed out, seconds taken)."""
+    start = time.monotonic()
+    lines = []
+    timed_out = False
+    with open(logfile, "w") as out:
+        env = dict(os.environ, PATH=f"{VNG.parent}:{os.environ['PATH']}")
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.set_blocking(proc.stdout.fileno(), False)
+        buf = b""
+        while True:
+            chunk = proc.stdout.read()
+            if chunk:
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                for raw in done:
+                    line = raw.decode(errors="replace").rstrip("\r")
+                    lines.append(line)
+                    out.write(line + "\n")
+                    if echo:
+                        print(line, flush=True)
+            elif proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.1)
+            if time.monotonic() - start > timeout:
+                timed_out = True
+                proc.kill()
+                proc.wait()
+                break
+        if buf:
+            lines.append(buf.decode(errors="replace"))
+            out.write(lines[-1] + "\n")
+    return lines, timed_out, time.monotonic() - start
+
+
+def done_rc(lines):
+    """The guest's exit code from its SHIFTFS-VM-DONE line, or None."""
+    rcs = [int(m.group(1)) for m in map(DONE.search, lines) if m]
+    return rcs[-1] if rcs else None
+
+
+if __name__ == "__main__":
+    sys.exit("vmlib is a module for tools/vm-run and tools/bench")
