@@ -59,4 +59,7 @@ stress:
 
 .PHONY: stress
 
-.PHONY: all modules clean rust-analyzer check
+bench:
+	tools/bench
+
+.PHONY: all modules clean rust-analyzer check bench

@@ -41,11 +41,13 @@ struct Args {
     profile: Vec<(Kind, W)>,
     /// Where perf writes (the host's shared directory).
     perf_dir: PathBuf,
+    /// The FUSE kinds do 1/fuse_div of the operations (`Ctx::div`).
+    fuse_div: usize,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("shiftfs-bench: {msg}");
-    eprintln!("usage: shiftfs-bench --lower NAME=DIR... --mnt DIR --tar FILE --out FILE [--reps N] [--files N] [--creates N] [--big-mib N] [--rand-reads N] [--mem-files N] [--kinds a,b] [--workloads a,b] [--mem-kinds a,b] [--profile KIND:WORKLOAD,... --perf-dir DIR]");
+    eprintln!("usage: shiftfs-bench --lower NAME=DIR... --mnt DIR --tar FILE --out FILE [--reps N] [--files N] [--creates N] [--big-mib N] [--rand-reads N] [--mem-files N] [--kinds a,b] [--workloads a,b] [--mem-kinds a,b] [--fuse-div N] [--profile KIND:WORKLOAD,... --perf-dir DIR]");
     std::process::exit(2);
 }
 
@@ -68,6 +70,7 @@ fn parse_args() -> Args {
     let mut mem_kinds = mounts::ALL.to_vec();
     let mut profile = Vec::new();
     let mut perf_dir = PathBuf::from("/tmp");
+    let mut fuse_div = 1;
     let mut it = std::env::args().skip(1);
     let kind_list = |s: String| -> Vec<Kind> {
         s.split(',')
@@ -104,6 +107,7 @@ fn parse_args() -> Args {
             "--kinds" => kinds = kind_list(val()),
             "--mem-kinds" => mem_kinds = kind_list(val()),
             "--perf-dir" => perf_dir = val().into(),
+            "--fuse-div" => fuse_div = num(val()).max(1),
             "--profile" => {
                 for p in val().split(',').filter(|x| !x.is_empty()) {
                     let (k, w) = p
@@ -152,6 +156,7 @@ fn parse_args() -> Args {
         mem_kinds,
         profile,
         perf_dir,
+        fuse_div,
     }
 }
 
@@ -392,6 +397,8 @@ struct Series {
     workload: W,
     row: String,
     what: String,
+    /// The kind did 1/scale of the operations, its times are scaled up.
+    scale: usize,
     times: Vec<f64>,
     error: Option<work::Fail>,
 }
@@ -541,6 +548,7 @@ fn container(
     // The rounds.
     let tar_len = tar.len();
     let mut ctx = work::Ctx::new(a.sizes.clone(), tar);
+    let div_of = |k: Kind| if k.is_fuse() { a.fuse_div } else { 1 };
     let mut series: Vec<Series> = Vec::new();
     for l in &a.lowers {
         for &w in &a.workloads {
@@ -553,6 +561,7 @@ fn container(
                             workload: w,
                             row: row.clone(),
                             what: what.clone(),
+                            scale: if w.scales() { div_of(k) } else { 1 },
                             times: vec![],
                             error: None,
                         });
@@ -580,6 +589,7 @@ fn container(
                     if idx.iter().any(|&i| series[i].error.is_some()) {
                         continue;
                     }
+                    ctx.div = div_of(k);
                     if w.wants_warm() && !warm.iter().any(|(f, kk)| f == &l.fs && *kk == k) {
                         if let Err(e) = ctx.prime(r) {
                             log(&format!(
@@ -644,6 +654,7 @@ fn container(
         for l in &a.lowers {
             let Some(r) = root(&l.fs, k) else { continue };
             let work_dir = sys::cstr(&Lower::work_rel(k));
+            ctx.div = div_of(k);
             if w.wants_warm() {
                 let _ = ctx.prime(r);
             }
@@ -681,9 +692,9 @@ fn container(
     let _ = writeln!(json, "\"series\": [");
     for (i, s) in series.iter().enumerate() {
         let times: Vec<String> = s.times.iter().map(|t| format!("{t:.6}")).collect();
-        let _ = write!(json, "{}  {{\"fs\": {}, \"kind\": {}, \"workload\": {}, \"row\": {}, \"what\": {}, \"times\": [{}], \"error\": {}, \"op\": {}}}",
+        let _ = write!(json, "{}  {{\"fs\": {}, \"kind\": {}, \"workload\": {}, \"row\": {}, \"what\": {}, \"scale\": {}, \"times\": [{}], \"error\": {}, \"op\": {}}}",
             if i == 0 { "" } else { ",\n" }, json_str(&s.fs), json_str(s.kind.name()), json_str(s.workload.name()),
-            json_str(&s.row), json_str(&s.what), times.join(", "),
+            json_str(&s.row), json_str(&s.what), s.scale, times.join(", "),
             s.error.as_ref().map_or("null".into(), |e| json_str(&e.errno.name())),
             s.error.as_ref().map_or("null".into(), |e| json_str(e.op)));
     }

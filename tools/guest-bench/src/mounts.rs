@@ -59,6 +59,10 @@ impl Kind {
         ALL.into_iter().find(|k| k.name() == s)
     }
 
+    pub fn is_fuse(self) -> bool {
+        matches!(self, Kind::Bindfs | Kind::FuseOverlayfs)
+    }
+
     /// A name usable in paths and mount options.
     fn dir(self) -> &'static str {
         match self {
