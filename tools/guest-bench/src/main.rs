@@ -267,7 +267,7 @@ fn serve(sock: &OwnedFd, out: &Path, perf_dir: &Path) -> bool {
                 // unwinder.
                 let name = String::from_utf8_lossy(&payload).into_owned();
                 match std::process::Command::new("perf")
-                    .args(["record", "-q", "-N", "-a", "-g", "-e", "cpu-clock", "-o"])
+                    .args(["record", "-q", "-N", "-a", "-g", "-e", "cpu-clock", "-c", "4000000", "-o"])
                     .env("HOME", "/tmp")
                     .arg(perf_dir.join(&name))
                     .stdout(std::process::Stdio::null())
@@ -649,7 +649,7 @@ fn container(
         ));
     }
 
-    // Profiles: the workload again, `reps` times, under perf.
+    // Profiles: the workload again, for 20 s at least, under perf.
     for &(k, w) in &a.profile {
         for l in &a.lowers {
             let Some(r) = root(&l.fs, k) else { continue };
@@ -667,7 +667,10 @@ fn container(
             client.perf_start(&name);
             let t = Instant::now();
             let mut failed = None;
-            for _ in 0..a.reps {
+            // At least 20 s of samples (cpu-clock every 4 ms).
+            let mut n = 0;
+            while n < a.reps || t.elapsed().as_secs() < 20 {
+                n += 1;
                 let samples = ctx.run(w, r, &work_dir, &mut || client.drop_caches(500));
                 if let Some(Err(e)) = samples.into_iter().find(|s| s.is_err()) {
                     failed = Some(e);
