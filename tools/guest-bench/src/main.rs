@@ -267,7 +267,18 @@ fn serve(sock: &OwnedFd, out: &Path, perf_dir: &Path) -> bool {
                 // unwinder.
                 let name = String::from_utf8_lossy(&payload).into_owned();
                 match std::process::Command::new("perf")
-                    .args(["record", "-q", "-N", "-a", "-g", "-e", "cpu-clock", "-c", "4000000", "-o"])
+                    .args([
+                        "record",
+                        "-q",
+                        "-N",
+                        "-a",
+                        "-g",
+                        "-e",
+                        "cpu-clock",
+                        "-c",
+                        "4000000",
+                        "-o",
+                    ])
                     .env("HOME", "/tmp")
                     .arg(perf_dir.join(&name))
                     .stdout(std::process::Stdio::null())
