@@ -4,17 +4,22 @@ use crate::harness::Test;
 
 pub mod conformance;
 pub mod errors;
+pub mod faults;
 pub mod fileops;
 pub mod foundation;
 pub mod fsx;
+pub mod hostile;
 pub mod io;
 pub mod kernel_log;
+pub mod lifecycle;
 pub mod mark;
 pub mod mount_checks;
 pub mod namei;
 pub mod notify;
+pub mod reliability;
 pub mod shift;
 pub mod stacking;
+pub mod stress;
 pub mod workload;
 pub mod xattr;
 
@@ -34,6 +39,10 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("workload", workload::TESTS),
     ("conformance", conformance::TESTS),
     ("fsx", fsx::TESTS),
+    ("stress", stress::TESTS),
+    ("lifecycle", lifecycle::TESTS),
+    ("faults", faults::TESTS),
+    ("hostile", hostile::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];

@@ -1,0 +1,478 @@
+//! Faults of the real filesystem under a live shifting mount: it fills up
+//! mid-workload (ENOSPC; what was fsync'ed survives an unmount and fsck),
+//! it is remounted read-only with files open (EBUSY while open for
+//! writing, then EROFS, then writable again), the real directory is renamed
+//! or removed under the mark (ENOENT, open files keep working, no ESTALE),
+//! and the lower mount is lazily unmounted (the mark keeps it alive, data
+//! fsync'ed after the detach is on disk afterwards). Every step expects a
+//! clean errno; splats fail the run.
+//!
+//! `SHIFTFS_STRESS=long` repeats the ENOSPC workload 20 times.
+
+use super::reliability::{self as rel, Ext4, Rng};
+use crate::{
+    ensure, ensure_eq,
+    fixture::{load, unload, Tree},
+    harness::{Context, Outcome},
+    sys::FS_NAME,
+    tests, Env,
+};
+use rustix::{
+    fs::{self as rfs, Mode, OFlags, XattrFlags},
+    io::Errno,
+    mount::{mount, mount_remount, unmount, MountFlags, UnmountFlags},
+};
+use std::{collections::BTreeMap, io::Write, os::unix::fs::FileExt, path::Path};
+
+pub const TESTS: &[crate::harness::Test] = tests![
+    load,
+    enospc_mid_workload_keeps_what_was_fsynced,
+    read_only_remount_under_a_live_mount,
+    real_directory_renamed_or_removed_under_the_mark,
+    lower_mount_unmounted_lazily,
+    no_busy_inodes_reported,
+    unload,
+];
+
+/// A tree whose real directory is on `base`.
+fn tree_on(base: &Path, env: &Env, name: &str) -> Result<Tree, String> {
+    let tree = Tree {
+        real: base.join("real"),
+        mark: env.scratch.join(format!("{name}-mark")),
+        target: env.scratch.join(format!("{name}-target")),
+    };
+    tree.create()?;
+    Ok(tree)
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// The workload of one ENOSPC round: files of random sizes, each written,
+/// fsync'ed and recorded, with directories and xattrs, until the
+/// filesystem is full; then more attempts that must fail with ENOSPC (or
+/// succeed), then removing some files makes room again. Returns the
+/// fsync'ed files' digests by name.
+fn fill_up(t: &Path, seed: u64) -> Result<BTreeMap<String, u64>, String> {
+    let mut rng = Rng::new(seed);
+    let mut synced = BTreeMap::new();
+    let mut full = 0;
+    for i in 0..10_000 {
+        let dir = format!("d{}", i % 5);
+        match rfs::mkdir(t.join(&dir), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(Errno::NOSPC) => {}
+            Err(e) => return Err(format!("mkdir: {e}")),
+        }
+        let name = format!("{dir}/f{i}");
+        let len = 1000 + rng.below(24_000) as usize;
+        let data = rng.bytes(len);
+        let r = (|| -> Result<(), Errno> {
+            let mut f = std::fs::File::create(t.join(&name)).map_err(|e| errno_of(&e))?;
+            f.write_all(&data).map_err(|e| errno_of(&e))?;
+            f.sync_all().map_err(|e| errno_of(&e))?;
+            let _ = rfs::setxattr(t.join(&name), "user.x", &data[..64], XattrFlags::empty());
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                synced.insert(name, rel::digest(&data));
+            }
+            Err(Errno::NOSPC) => {
+                full += 1;
+                // Keep whatever an earlier write of this name left: it is
+                // not in `synced` and may be partial.
+                let _ = rfs::unlink(t.join(&name));
+                if full == 4 {
+                    break;
+                }
+            }
+            Err(e) => return Err(format!("write {name}: {e} (expected ENOSPC)")),
+        }
+    }
+    ensure!(full > 0, "never full");
+    // Everything fsync'ed reads back, through the mount.
+    for (name, d) in &synced {
+        let got = std::fs::read(t.join(name)).ctx(&format!("read {name}"))?;
+        ensure_eq!(rel::digest(&got), *d, format!("{name} through the mount"));
+    }
+    // Making room makes writes work again.
+    let victims: Vec<String> = synced.keys().take(synced.len() / 2).cloned().collect();
+    for v in &victims {
+        rfs::unlink(t.join(v)).ctx("unlink to make room")?;
+        synced.remove(v);
+    }
+    std::fs::write(t.join("after"), b"room again").ctx("write after making room")?;
+    std::fs::File::open(t.join("after"))
+        .and_then(|f| f.sync_all())
+        .ctx("fsync")?;
+    synced.insert("after".into(), rel::digest(b"room again"));
+    Ok(synced)
+}
+
+fn enospc_mid_workload_keeps_what_was_fsynced(env: &Env) -> Outcome {
+    let rounds = rel::pick(1, 20);
+    let seed = rel::seed();
+    for round in 0..rounds {
+        let ext4 = Ext4::new(
+            &env.scratch.join("faults-enospc.img"),
+            &env.scratch.join("faults-enospc"),
+            8,
+        )?;
+        let res = (|| {
+            let tree = tree_on(&ext4.dir, env, "faults-enospc")?;
+            std::os::unix::fs::chown(&tree.real, Some(1000), Some(1000)).ctx("chown")?;
+            tree.mark()?;
+            // The manifest comes back through a file the host opened.
+            let manifest = env.scratch.join("faults-manifest");
+            let mut out = std::fs::File::create(&manifest).ctx("manifest")?;
+            let r = tree.in_shifted(|t| {
+                let (u, g) = (
+                    nix::unistd::Uid::from_raw(1000),
+                    nix::unistd::Gid::from_raw(1000),
+                );
+                nix::unistd::setresgid(g, g, g).ctx("setgid")?;
+                nix::unistd::setresuid(u, u, u).ctx("setuid")?;
+                let synced = fill_up(t, seed.wrapping_add(round))?;
+                for (k, v) in synced {
+                    writeln!(out, "{k} {v}").ctx("write manifest")?;
+                }
+                Ok(())
+            });
+            tree.unmark()?;
+            r?;
+            // Unmounted, consistent, and everything fsync'ed is there.
+            unmount(&ext4.dir, UnmountFlags::empty()).ctx("umount ext4")?;
+            ext4.fsck()?;
+            ext4.mount()?;
+            let text = std::fs::read_to_string(&manifest).ctx("read manifest")?;
+            let mut n = 0;
+            for line in text.lines() {
+                let (name, d) = line.split_once(' ').ok_or("manifest line")?;
+                let got = std::fs::read(tree.real.join(name)).ctx(&format!("read {name}"))?;
+                ensure_eq!(
+                    rel::digest(&got).to_string(),
+                    d,
+                    format!("{name} on disk after remount")
+                );
+                n += 1;
+            }
+            if round == 0 {
+                rel::info(&format!(
+                    "faults: ENOSPC round: {n} fsync'ed files verified after umount+fsck"
+                ));
+            }
+            ensure!(n > 5, "only {n} files fit");
+            Ok(())
+        })();
+        ext4.release()?;
+        res.map_err(|e| format!("seed {seed} round {round}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every way of changing the tree fails with EROFS; reads work.
+fn writes_are_erofs(t: &Path) -> Outcome {
+    let ck = |what: &str, r: Result<(), Errno>| -> Outcome {
+        ensure_eq!(r.err(), Some(Errno::ROFS), what);
+        Ok(())
+    };
+    ck(
+        "create",
+        rfs::open(
+            t.join("new"),
+            OFlags::CREATE | OFlags::WRONLY,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop),
+    )?;
+    ck(
+        "open for writing",
+        rfs::open(t.join("a"), OFlags::WRONLY, Mode::empty()).map(drop),
+    )?;
+    ck(
+        "mkdir",
+        rfs::mkdir(t.join("nd"), Mode::from_raw_mode(0o755)),
+    )?;
+    ck("unlink", rfs::unlink(t.join("a")))?;
+    ck("rename", rfs::rename(t.join("a"), t.join("b2")))?;
+    ck("chmod", rfs::chmod(t.join("a"), Mode::from_raw_mode(0o600)))?;
+    ck("truncate", rel::truncate(&t.join("a"), 0))?;
+    ck(
+        "setxattr",
+        rfs::setxattr(t.join("a"), "user.y", b"y", XattrFlags::empty()),
+    )?;
+    Ok(())
+}
+
+fn read_only_remount_under_a_live_mount(env: &Env) -> Outcome {
+    let base = env.scratch.join("faults-ro");
+    std::fs::create_dir_all(&base).ctx("mkdir")?;
+    mount("faults-ro", &base, "tmpfs", MountFlags::empty(), c"size=4m").ctx("tmpfs")?;
+    let tree = tree_on(&base, env, "faults-ro")?;
+    std::fs::write(tree.real.join("a"), b"a-data").ctx("create")?;
+    tree.mark()?;
+    let (src, dst) = (tree.mark.clone(), tree.target.clone());
+    let b2 = base.clone();
+    let res = rel::lockstep(
+        move |turn| {
+            mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+            let t = &dst;
+            let w = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(t.join("w"))
+                .ctx("open w")?;
+            w.write_at(b"before", 0).ctx("write")?;
+            w.sync_all().ctx("fsync")?;
+            let r = std::fs::File::open(t.join("a")).ctx("open a")?;
+            // Host: remount read-only while `w` is open for writing.
+            turn.pass()?;
+            w.write_at(b"during", 6)
+                .ctx("write while the remount was refused")?;
+            w.sync_all().ctx("fsync")?;
+            drop(w);
+            // Host: remount read-only again, now that nothing is open for
+            // writing.
+            turn.pass()?;
+            let mut buf = [0u8; 6];
+            r.read_at(&mut buf, 0).ctx("read an open file")?;
+            ensure_eq!(&buf, b"a-data", "read on a read-only real fs");
+            ensure_eq!(
+                std::fs::read(t.join("w")).ctx("read w")?,
+                b"beforeduring",
+                "fsync'ed bytes"
+            );
+            writes_are_erofs(t)?;
+            // Host: remount read-write.
+            turn.pass()?;
+            std::fs::write(t.join("after"), b"after").ctx("write after rw remount")?;
+            Ok(())
+        },
+        move |turn| {
+            turn.wait()?;
+            ensure_eq!(
+                mount_remount(&b2, MountFlags::RDONLY, c"").err(),
+                Some(Errno::BUSY),
+                "remount ro with a file open for writing"
+            );
+            turn.pass()?;
+            mount_remount(&b2, MountFlags::RDONLY, c"").ctx("remount ro")?;
+            turn.pass()?;
+            mount_remount(&b2, MountFlags::empty(), c"").ctx("remount rw")?;
+            turn.pass().or(Ok(()))
+        },
+    );
+    let after = std::fs::read(tree.real.join("after"));
+    tree.unmark()?;
+    unmount(&base, UnmountFlags::DETACH).ctx("umount tmpfs")?;
+    res?;
+    ensure_eq!(after.ctx("read after")?, b"after", "on disk");
+    Ok(())
+}
+
+fn real_directory_renamed_or_removed_under_the_mark(env: &Env) -> Outcome {
+    let tree = Tree::new(env, "faults-gone");
+    tree.create()?;
+    let r = tree.real.clone();
+    std::fs::create_dir_all(r.join("sub/deep")).ctx("mkdir")?;
+    std::fs::write(r.join("sub/file"), b"x").ctx("create")?;
+    tree.mark()?;
+    let (src, dst) = (tree.mark.clone(), tree.target.clone());
+    let moved_root = env.scratch.join("faults-gone-moved");
+    let (r2, m2) = (r.clone(), moved_root.clone());
+    let res = rel::lockstep(
+        move |turn| {
+            mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+            let t = &dst;
+            rfs::stat(t.join("sub/deep")).ctx("cache sub/deep")?;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(t.join("sub/file"))
+                .ctx("open sub/file")?;
+            f.write_at(b"synced", 0).ctx("write")?;
+            f.sync_all().ctx("fsync")?;
+            let sub = rfs::open(
+                t.join("sub"),
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                Mode::empty(),
+            )
+            .ctx("open sub")?;
+            // Host: renames real/sub to real/sub2.
+            turn.pass()?;
+            ensure_eq!(
+                rfs::stat(t.join("sub/deep")).err(),
+                Some(Errno::NOENT),
+                "old name after a rename below"
+            );
+            rfs::stat(t.join("sub2/deep")).ctx("new name after a rename below")?;
+            f.write_at(b"moved!", 6)
+                .ctx("write an open file after the rename")?;
+            f.sync_all().ctx("fsync")?;
+            // Host: removes real/sub2 and everything in it.
+            turn.pass()?;
+            for p in ["sub2", "sub2/deep", "sub2/file"] {
+                ensure_eq!(
+                    rfs::stat(t.join(p)).err(),
+                    Some(Errno::NOENT),
+                    format!("{p} after removal below")
+                );
+            }
+            ensure_eq!(
+                rfs::openat(
+                    &sub,
+                    "new",
+                    OFlags::CREATE | OFlags::WRONLY,
+                    Mode::from_raw_mode(0o644)
+                )
+                .err(),
+                Some(Errno::NOENT),
+                "create in a directory removed below"
+            );
+            ensure_eq!(
+                rfs::mkdirat(&sub, "nd", Mode::from_raw_mode(0o755)).err(),
+                Some(Errno::NOENT),
+                "mkdir in a directory removed below"
+            );
+            let n = rfs::Dir::read_from(&sub)
+                .ctx("readdir a removed directory")?
+                .filter(|e| e.is_ok())
+                .count();
+            ensure!(n <= 2, "a removed directory lists {n} entries");
+            let mut buf = [0u8; 12];
+            f.read_at(&mut buf, 0).ctx("read an open, removed file")?;
+            ensure_eq!(&buf, b"syncedmoved!", "bytes of the open removed file");
+            // Host: renames the marked real directory itself away.
+            turn.pass()?;
+            std::fs::write(t.join("while-moved"), b"m").ctx("create after the root moved")?;
+            ensure!(
+                std::fs::read_dir(t).ctx("readdir root")?.count() >= 1,
+                "root lists nothing"
+            );
+            // Host: removes the real root entirely.
+            turn.pass()?;
+            ensure_eq!(
+                rfs::open(
+                    t.join("x"),
+                    OFlags::CREATE | OFlags::WRONLY,
+                    Mode::from_raw_mode(0o644)
+                )
+                .err(),
+                Some(Errno::NOENT),
+                "create in a removed root"
+            );
+            ensure_eq!(
+                rfs::stat(t.join("while-moved")).err(),
+                Some(Errno::NOENT),
+                "lookup in a removed root"
+            );
+            let n = std::fs::read_dir(t).ctx("readdir a removed root")?.count();
+            ensure_eq!(n, 0, "entries in a removed root");
+            rfs::stat(t).ctx("stat a removed root")?;
+            Ok(())
+        },
+        move |turn| {
+            turn.wait()?;
+            std::fs::rename(r2.join("sub"), r2.join("sub2")).ctx("rename below")?;
+            turn.pass()?;
+            let data = std::fs::read(r2.join("sub2/file")).ctx("read below")?;
+            ensure_eq!(data, b"syncedmoved!", "fsync'ed bytes below before removal");
+            std::fs::remove_dir_all(r2.join("sub2")).ctx("remove below")?;
+            turn.pass()?;
+            std::fs::rename(&r2, &m2).ctx("rename the real root")?;
+            turn.pass()?;
+            ensure_eq!(
+                std::fs::read(m2.join("while-moved")).ctx("read in the moved root")?,
+                b"m",
+                "file made after the root moved"
+            );
+            std::fs::remove_dir_all(&m2).ctx("remove the real root")?;
+            turn.pass().or(Ok(()))
+        },
+    );
+    tree.unmark()?;
+    res
+}
+
+fn lower_mount_unmounted_lazily(env: &Env) -> Outcome {
+    let ext4 = Ext4::new(
+        &env.scratch.join("faults-lazy.img"),
+        &env.scratch.join("faults-lazy"),
+        16,
+    )?;
+    let res = (|| {
+        let tree = tree_on(&ext4.dir, env, "faults-lazy")?;
+        tree.mark()?;
+        let (src, dst) = (tree.mark.clone(), tree.target.clone());
+        let base = ext4.dir.clone();
+        let r = rel::lockstep(
+            move |turn| {
+                mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+                let t = &dst;
+                let f = std::fs::File::create(t.join("before")).ctx("create")?;
+                f.write_all_at(&[7u8; 100_000], 0).ctx("write")?;
+                f.sync_all().ctx("fsync")?;
+                // Host: umount -l of the real filesystem.
+                turn.pass()?;
+                f.write_all_at(&[8u8; 1000], 100_000)
+                    .ctx("write after the detach")?;
+                f.sync_all().ctx("fsync after the detach")?;
+                std::fs::write(t.join("after"), b"after the detach").ctx("create after")?;
+                std::fs::File::open(t.join("after"))
+                    .and_then(|f| f.sync_all())
+                    .ctx("fsync")?;
+                rfs::mkdir(t.join("dir"), Mode::from_raw_mode(0o755)).ctx("mkdir")?;
+                Ok(())
+            },
+            move |turn| {
+                turn.wait()?;
+                unmount(&base, UnmountFlags::DETACH).ctx("umount -l the real fs")?;
+                turn.pass().or(Ok(()))
+            },
+        );
+        // A new container mounts the mark of the detached filesystem.
+        let r2 = tree.in_shifted(|t| {
+            std::fs::write(t.join("third"), b"third").ctx("create in a new container")?;
+            std::fs::File::open(t.join("third"))
+                .and_then(|f| f.sync_all())
+                .ctx("fsync")
+        });
+        tree.unmark()?;
+        r?;
+        r2?;
+        // The last reference went with the mark: the filesystem is free to
+        // mount again, consistent, with everything fsync'ed.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        ext4.fsck()?;
+        ext4.mount()?;
+        let before = std::fs::read(ext4.dir.join("real/before")).ctx("read before")?;
+        ensure!(
+            before.len() == 101_000
+                && before[..100_000].iter().all(|&b| b == 7)
+                && before[100_000..].iter().all(|&b| b == 8),
+            "file written across the detach: {} bytes",
+            before.len()
+        );
+        ensure_eq!(
+            std::fs::read(ext4.dir.join("real/after")).ctx("read after")?,
+            b"after the detach",
+            "file made after the detach"
+        );
+        ensure_eq!(
+            std::fs::read(ext4.dir.join("real/third")).ctx("read third")?,
+            b"third",
+            "file made by a new container"
+        );
+        ensure!(ext4.dir.join("real/dir").is_dir(), "directory lost");
+        Ok(())
+    })();
+    ext4.release()?;
+    res
+}
+
+fn no_busy_inodes_reported(_: &Env) -> Outcome {
+    rel::no_busy_inodes()
+}
