@@ -111,14 +111,12 @@ impl FileSystem for Shiftfs {
         xattr::caps_value_down(value, &shift_of(sb, real_sb))
     }
 
-    fn shift_ids_down(
-        sb: &SuperBlock,
-        real_sb: &SuperBlock,
-        uid: Kuid,
-        gid: Kgid,
-    ) -> Option<(Kuid, Kgid)> {
-        let shift = shift_of(sb, real_sb);
-        Some((shift.uid_down(uid)?, shift.gid_down(gid)?))
+    fn uid_down(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid) -> Option<Kuid> {
+        shift_of(sb, real_sb).uid_down(uid)
+    }
+
+    fn gid_down(sb: &SuperBlock, real_sb: &SuperBlock, gid: Kgid) -> Option<Kgid> {
+        shift_of(sb, real_sb).gid_down(gid)
     }
 
     fn show_options(info: &SbInfo) -> &'static CStr {

@@ -79,14 +79,12 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
         name: &CStr,
         value: &[u8],
     ) -> Result<KVec<u8>>;
-    /// The real owner and group to write for `uid`/`gid` set through `sb`,
-    /// if the real filesystem can hold them.
-    fn shift_ids_down(
-        sb: &SuperBlock,
-        real_sb: &SuperBlock,
-        uid: Kuid,
-        gid: Kgid,
-    ) -> Option<(Kuid, Kgid)>;
+    /// The real owner to write for `uid` set through `sb`, if the real
+    /// filesystem can hold it.
+    fn uid_down(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid) -> Option<Kuid>;
+    /// The real group to write for `gid` set through `sb`, if the real
+    /// filesystem can hold it.
+    fn gid_down(sb: &SuperBlock, real_sb: &SuperBlock, gid: Kgid) -> Option<Kgid>;
     /// Options for /proc/mounts, each with a leading comma.
     fn show_options(info: &Self::SbInfo) -> &'static CStr;
 }

@@ -17,7 +17,10 @@ use super::{
 };
 use core::mem::MaybeUninit;
 use kernel::{
-    error::{code::ECHILD, from_result, to_result},
+    error::{
+        code::{ECHILD, EINVAL},
+        from_result, to_result,
+    },
     ffi::{c_int, c_uint},
     prelude::*,
     types::ARef,
@@ -632,17 +635,18 @@ unsafe extern "C" fn setattr<T: FileSystem>(
         if a.ia_valid & (bindings::ATTR_KILL_SUID | bindings::ATTR_KILL_SGID) != 0 {
             a.ia_valid &= !bindings::ATTR_MODE;
         }
-        if a.ia_valid & (bindings::ATTR_UID | bindings::ATTR_GID) != 0 {
-            let ids = &a;
-            // SAFETY: the union holds kernel ids on a mount without idmapping,
-            // which is all shiftfs allows.
-            let uid = unsafe { ids.__bindgen_anon_1.ia_uid.val };
-            // SAFETY: as above.
-            let gid = unsafe { ids.__bindgen_anon_2.ia_gid.val };
-            let (uid, gid) = T::shift_ids_down(sb, real_inode.super_block(), Kuid(uid), Kgid(gid))
-                .ok_or(kernel::error::code::EINVAL)?;
-            a.__bindgen_anon_1.ia_uid.val = uid.0;
-            a.__bindgen_anon_2.ia_gid.val = gid.0;
+        // Only the ids asked for: the other one's field is not set.
+        let real_sb = real_inode.super_block();
+        if a.ia_valid & bindings::ATTR_UID != 0 {
+            // SAFETY: with ATTR_UID the union holds a kernel uid (on a mount
+            // without idmapping, which is all shiftfs allows).
+            let uid = Kuid(unsafe { a.__bindgen_anon_1.ia_uid.val });
+            a.__bindgen_anon_1.ia_uid.val = T::uid_down(sb, real_sb, uid).ok_or(EINVAL)?.0;
+        }
+        if a.ia_valid & bindings::ATTR_GID != 0 {
+            // SAFETY: as above, with ATTR_GID.
+            let gid = Kgid(unsafe { a.__bindgen_anon_2.ia_gid.val });
+            a.__bindgen_anon_2.ia_gid.val = T::gid_down(sb, real_sb, gid).ok_or(EINVAL)?.0;
         }
         {
             let _creds = T::enter(sb, info)?;

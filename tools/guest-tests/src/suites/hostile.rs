@@ -50,7 +50,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     cve_2019_15792_shiftfs_and_other_files_mixed,
     cve_2019_15793_operations_failing_midway,
     cve_2021_3492_enotty_ioctls_with_garbage_pointers,
-    known_bug_chown_of_one_id_reads_the_other,
+    chown_of_one_id_leaves_the_other_alone,
     host_cleans_up,
     unload,
 ];
@@ -437,7 +437,7 @@ fn no_set_id_file_for_an_id_outside_the_mapping(env: &Env) -> Outcome {
             "chown of an unmapped set-uid file"
         );
         // Chown to a mapped user clears set-uid.
-        // (Both ids: see known_bug_chown_of_one_id_reads_the_other.)
+        // (Both ids: see chown_of_one_id_leaves_the_other_alone.)
         rfs::chown(
             &f,
             Some(rustix::process::Uid::from_raw(1000)),
@@ -1699,12 +1699,8 @@ fn cve_2021_3492_enotty_ioctls_with_garbage_pointers(env: &Env) -> Outcome {
 /// or only a gid through a shifting mount fails with EINVAL, depending on
 /// stack contents: `setattr` (vfs/stacked.rs) shifts `ia_gid` whenever
 /// ATTR_UID or ATTR_GID is set, but chown_common() leaves the id it was
-/// not asked to change uninitialised. Skipped unless SHIFTFS_KNOWN_BUGS=1.
-fn known_bug_chown_of_one_id_reads_the_other(env: &Env) -> Outcome {
-    if std::env::var("SHIFTFS_KNOWN_BUGS").as_deref() != Ok("1") {
-        rel::info("hostile: known_bug_chown_of_one_id_reads_the_other skipped (SHIFTFS_KNOWN_BUGS=1 runs it)");
-        return Ok(());
-    }
+/// not asked to change uninitialised (fixed: only the ids asked for are shifted).
+fn chown_of_one_id_leaves_the_other_alone(env: &Env) -> Outcome {
     let tree = tree(env);
     let (mark, target) = (tree.mark.clone(), tree.target.clone());
     container::run(move || {

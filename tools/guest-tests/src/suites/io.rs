@@ -30,6 +30,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     seekdir_resumes_a_listing,
     chmod_chown_seen_on_disk,
     chown_to_an_id_the_container_cannot_map_is_einval,
+    chown_of_one_id_keeps_the_other_on_disk,
     lchown_of_a_symlink_reaches_the_disk,
     truncate_and_utimes_seen_on_disk,
     permission_follows_the_shifted_owner,
@@ -299,6 +300,26 @@ fn chown_to_an_id_the_container_cannot_map_is_einval(env: &Env) -> Outcome {
         ensure_eq!(res, Err(Errno::INVAL), "chown to 70000 in the container");
         Ok(())
     })
+}
+
+fn chown_of_one_id_keeps_the_other_on_disk(env: &Env) -> Outcome {
+    let f = tree(env).real.join("one-id");
+    std::fs::write(&f, b"x").ctx("create")?;
+    std::os::unix::fs::chown(&f, Some(1000), Some(2000)).ctx("chown")?;
+    tree(env).in_shifted(|t| {
+        let p = t.join("one-id");
+        std::os::unix::fs::chown(&p, Some(3000), None).ctx("chown uid only")?;
+        std::os::unix::fs::chown(&p, None, Some(4000)).ctx("chgrp only")?;
+        std::os::unix::fs::lchown(&p, Some(5000), None).ctx("lchown uid only")?;
+        Ok(())
+    })?;
+    let md = std::fs::metadata(&f).ctx("stat")?;
+    ensure_eq!(
+        (md.uid(), md.gid()),
+        (5000, 4000),
+        "on-disk owner after one-id chowns"
+    );
+    Ok(())
 }
 
 fn lchown_of_a_symlink_reaches_the_disk(env: &Env) -> Outcome {
