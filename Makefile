@@ -49,9 +49,10 @@ check:
 
 # The long versions of the reliability suites (not part of `make check`):
 # the guest suites read SHIFTFS_STRESS=long, which tools/vm-run passes on
-# (fsx: 100,000 operations per configuration). Add a suite to the list with
+# (fsx: 100,000 operations per configuration; stress: 6 workers for 600 s;
+# lifecycle: 1,000 cycles; conformance: with link_count_max). Add a suite to the list with
 # `STRESS_SUITES += NAME`; `make stress STRESS_SUITES=fsx` runs one.
-STRESS_SUITES := fsx
+STRESS_SUITES := fsx conformance stress lifecycle faults hostile kernel_log
 STRESS_TIMEOUT ?= 14400
 
 stress:
