@@ -49,19 +49,18 @@ use kernel::{prelude::*, types::ARef};
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task, if they were made already (in an RCU path walk nothing
 /// may sleep, so nothing is made there).
-pub(crate) fn made_creds(sb: &SuperBlock, info: &SbInfo) -> Option<ARef<Credential>> {
-    let (fsuid, fsgid) = shifted_fsids(sb, info).ok()?;
-    info.creator.get_made(fsuid, fsgid)
+pub(crate) fn made_creds(_sb: &SuperBlock, info: &SbInfo) -> Option<ARef<Credential>> {
+    info.creator.get_made(current_fsids())
 }
 
-/// The calling task's fsuid and fsgid, shifted down to the real
+/// `fsids`, the caller's fsuid and fsgid, shifted down to the real
 /// filesystem's (EOVERFLOW if it cannot hold them).
-fn shifted_fsids(sb: &SuperBlock, info: &SbInfo) -> Result<(Kuid, Kgid)> {
+fn shifted_fsids(sb: &SuperBlock, info: &SbInfo, fsids: (Kuid, Kgid)) -> Result<(Kuid, Kgid)> {
     let shift = Shift {
         real: info.real.super_block().user_ns(),
         shifted: sb.user_ns(),
     };
-    let (fsuid, fsgid) = current_fsids();
+    let (fsuid, fsgid) = fsids;
     Ok((
         shift.uid_down(fsuid).ok_or_else(eoverflow)?,
         shift.gid_down(fsgid).ok_or_else(eoverflow)?,
@@ -70,7 +69,10 @@ fn shifted_fsids(sb: &SuperBlock, info: &SbInfo) -> Result<(Kuid, Kgid)> {
 
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task.
+///
+/// The variants are kept by the caller's own ids: the shift of one
+/// superblock never changes, so it is computed once per variant.
 pub(crate) fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
-    let (fsuid, fsgid) = shifted_fsids(sb, info)?;
-    info.creator.get(fsuid, fsgid)
+    let key = current_fsids();
+    info.creator.get(key, || shifted_fsids(sb, info, key))
 }

@@ -162,22 +162,29 @@ impl FsidCache {
         &self.base
     }
 
-    /// The base credential with these filesystem ids if it was made
-    /// already: never sleeps (for RCU path walks).
-    pub(crate) fn get_made(&self, fsuid: Kuid, fsgid: Kgid) -> Option<ARef<Credential>> {
+    /// The variant kept for `key` (the caller's own fsuid and fsgid), if
+    /// it was made already: never sleeps (for RCU path walks).
+    pub(crate) fn get_made(&self, key: (Kuid, Kgid)) -> Option<ARef<Credential>> {
         let s = self.slots.lock();
         s.entries
             .iter()
             .flatten()
-            .find(|(u, g, _)| *u == fsuid && *g == fsgid)
+            .find(|(u, g, _)| (*u, *g) == key)
             .map(|(_, _, c)| c.clone())
     }
 
-    /// The base credential with these filesystem ids.
-    pub(crate) fn get(&self, fsuid: Kuid, fsgid: Kgid) -> Result<ARef<Credential>> {
-        if let Some(c) = self.get_made(fsuid, fsgid) {
+    /// The variant for `key` (the caller's own fsuid and fsgid): the base
+    /// credential with the filesystem ids `fsids` computes, made and kept
+    /// the first time.
+    pub(crate) fn get(
+        &self,
+        key: (Kuid, Kgid),
+        fsids: impl FnOnce() -> Result<(Kuid, Kgid)>,
+    ) -> Result<ARef<Credential>> {
+        if let Some(c) = self.get_made(key) {
             return Ok(c);
         }
+        let (fsuid, fsgid) = fsids()?;
         // Made without the lock held: `prepare_creds()` may sleep. Two
         // callers racing here both insert; the older copy ages out.
         let new = self.base.with_fsids(fsuid, fsgid)?;
@@ -186,7 +193,7 @@ impl FsidCache {
         s.next = (i + 1) % FSID_SLOTS;
         // A replaced variant is freed after an RCU grace period
         // (`put_cred()`), which is allowed under a spinlock.
-        s.entries[i] = Some((fsuid, fsgid, new.clone()));
+        s.entries[i] = Some((key.0, key.1, new.clone()));
         Ok(new)
     }
 }

@@ -95,8 +95,9 @@ impl Inode {
     }
 
     /// Whether the attributes [`copy_attrs`] copies are those of `real`,
-    /// owner and group as given (read without locks, as the VFS reads them).
-    pub(crate) fn attrs_match(&self, real: &Inode, uid: Kuid, gid: Kgid) -> bool {
+    /// but for owner and group (whose changes change ctime too); read
+    /// without locks, as the VFS reads them.
+    pub(crate) fn attrs_match(&self, real: &Inode) -> bool {
         let (a, b) = (self.as_raw(), real.as_raw());
         let flags =
             bindings::S_SYNC | bindings::S_NOATIME | bindings::S_APPEND | bindings::S_IMMUTABLE;
@@ -104,8 +105,6 @@ impl Inode {
         // that writers update one word at a time.
         unsafe {
             (*a).i_mode == (*b).i_mode
-                && (*a).i_uid.val == uid.0
-                && (*a).i_gid.val == gid.0
                 && (*a).__bindgen_anon_1.i_nlink == (*b).__bindgen_anon_1.i_nlink
                 && (*a).i_size == (*b).i_size
                 && (*a).i_mtime_sec == (*b).i_mtime_sec
