@@ -323,13 +323,32 @@ fn slab_counts_are_back_after_the_cycles(_: &Env) -> Outcome {
         })
         .map(|(w, g)| format!("'{}': {g:?}", WAYS[*w]))
         .collect();
+    if leaky.is_empty() {
+        return compare_slabs("after the cycles", slack() * 4);
+    }
+    // A way's count is taken right after its cycles; what a lazy unmount
+    // or an exiting container leaves to deferred work (delayed fput and
+    // mntput, RCU) may be freed after it. Leaked objects never are: the
+    // caches must come back to the baseline.
     let n = slack();
-    ensure!(
-        leaky.is_empty(),
-        "objects left behind (at least {n} more than the control) by: {}",
-        leaky.join("; ")
-    );
-    compare_slabs("after the cycles", slack() * 4)
+    let mut last = Ok(());
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        last = compare_slabs("after the cycles and deferred frees", n);
+        if last.is_ok() {
+            rel::info(&format!(
+                "lifecycle: per-way growth was deferred, not kept: {}",
+                leaky.join("; ")
+            ));
+            return Ok(());
+        }
+    }
+    last.map_err(|e| {
+        format!(
+            "objects left behind (at least {n} more than the control) by: {}; {e}",
+            leaky.join("; ")
+        )
+    })
 }
 
 fn rmmod_while_mounted_is_refused_and_the_module_keeps_working(env: &Env) -> Outcome {
