@@ -109,6 +109,10 @@ pub(super) unsafe extern "C" fn file_open<T: FileSystem>(
         let ((sb, info), real) = unsafe { (sb_info::<T>((*d).d_sb), real_path::<T>(d)) };
         // The VFS has checked the open (MAY_OPEN and the access mode) with
         // `permission`, which checks the real inode too.
+        // SAFETY: `real` is a live path.
+        if unsafe { (*real.dentry).d_inode }.is_null() {
+            return Err(kernel::error::code::ENOENT);
+        }
         let creds = T::creds(sb, info)?;
         let _as = creds.override_current();
         // SAFETY: `file` is being opened; the backing file takes its own

@@ -156,7 +156,12 @@ unsafe fn in_real_dir<'a, T: FileSystem>(
     let _locked = unsafe { LockedDir::lock(real_dir) };
     // SAFETY: per the contract and the lock just taken.
     unsafe { check_real(real_parent, real, d) }?;
-    to_result(op(real_dir, real.as_raw()))?;
+    // A reference of our own for the operation: with only the stacked
+    // dentry's, `d_delete()` would turn the real dentry negative in place
+    // under stacked dentries others still hold open (an unlinked file
+    // must stay positive, unhashed, like any open-but-deleted file).
+    let held: ARef<Dentry> = real.into();
+    to_result(op(real_dir, held.as_raw()))?;
     Ok(real)
 }
 
