@@ -200,6 +200,9 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         let path = Path::lookup(source)
             .map_err(|e| fc.fail(e, format_args!("cannot look up {source}")))?;
         let refused = |r: Refusal| fc.fail(r.err, format_args!("{source}: {}", r.why));
+        // Only a shiftfs root without a real directory under it would get
+        // here, which fill_super never makes; say so rather than fail mute.
+        let no_real = || fc.fail(EINVAL, format_args!("{source}: no real directory under it"));
         let sb = path.super_block();
         let on = sb.info::<Shiftfs>(&SHIFTFS_TYPE);
         if self.mark {
@@ -223,7 +226,7 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             let (real, creator) = match outer {
                 None => (path, Credential::current_without_cap(CAP_SYS_RESOURCE)?),
                 Some(o) => (
-                    stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?,
+                    stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or_else(no_real)?,
                     o.creator.base().clone(),
                 ),
             };
@@ -239,8 +242,9 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         })
         .map_err(refused)?;
         // `check_shift` refused an unmarked source.
-        let mark_info = marked.ok_or(EPERM)?;
-        let real = stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or(EINVAL)?;
+        let mark_info =
+            marked.ok_or_else(|| fc.fail(EPERM, format_args!("{source}: not marked")))?;
+        let real = stacked::real_below::<Shiftfs>(&path, &SHIFTFS_TYPE).ok_or_else(no_real)?;
         let creator = mark_info.creator.base().clone();
         fc.get_tree_nodev(SbInfo::new(false, real, creator, depth)?)
     }
