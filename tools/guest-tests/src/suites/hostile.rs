@@ -974,6 +974,47 @@ const SET_PATH: u32 = 3;
 const SET_PATH_EMPTY: u32 = 4;
 const SET_FD: u32 = 5;
 const CMD_CREATE: u32 = 6;
+const CMD_CREATE_EXCL: u32 = 8;
+
+/// Where a fuzzed context stands: fsconfig(2) passes parameters on only
+/// while it takes them, and a create is tried once.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Params,
+    Created,
+    Failed,
+}
+
+/// Whether an fsconfig call gets past the syscall's own checks (argument
+/// shape, copying the key and value in, the context's phase) to the
+/// parameter parser or get_tree. Those checks return an errno before any
+/// filesystem code runs and have no log to write to; from there on every
+/// refusal must be explained in the context's log.
+fn reaches_filesystem(
+    cmd: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    aux: i32,
+    phase: Phase,
+) -> bool {
+    // SAFETY: F_GETFD only asks whether `fd` is open; nothing is changed.
+    let fd_open = |fd: i32| fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    // Lengths without the NUL; strndup_user takes at most 255 bytes.
+    let shape = match cmd {
+        SET_FLAG => key.is_some() && value.is_none() && aux == 0,
+        SET_STRING => key.is_some() && value.is_some_and(|v| v.len() <= 255) && aux == 0,
+        SET_BINARY => key.is_some() && value.is_some() && aux > 0 && aux <= 1 << 20,
+        SET_PATH | SET_PATH_EMPTY => {
+            key.is_some()
+                && value.is_some_and(|v| v.len() < 4096 && (cmd == SET_PATH_EMPTY || !v.is_empty()))
+                && (aux == libc::AT_FDCWD || aux >= 0)
+        }
+        SET_FD => key.is_some() && value.is_none() && fd_open(aux),
+        CMD_CREATE | CMD_CREATE_EXCL => key.is_none() && value.is_none() && aux == 0,
+        _ => false,
+    };
+    shape && key.is_none_or(|k| k.len() <= 255) && phase == Phase::Params
+}
 
 fn fsconfig(fd: &OwnedFd, cmd: u32, key: *const u8, value: *const u8, aux: i32) -> Result<(), i32> {
     // SAFETY: fsconfig(2) reads at most the NUL-terminated key and value
@@ -996,14 +1037,15 @@ fn drain_log(fd: &OwnedFd) -> Vec<String> {
     out
 }
 
-/// Random fsconfig sequences on shiftfs contexts; `(calls, errors,
-/// unlogged errors by (cmd, errno), problems)`.
+/// Random fsconfig sequences on shiftfs contexts. Fails on an unknown
+/// option taken, or an error from the filesystem's side of fsconfig (see
+/// [`reaches_filesystem`]) without a log message; reports the counts.
 fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, String> {
     let mut rng = Rng::new(seed);
     let dirfd =
         rfs::open(&paths[0], OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ctx("open")?;
-    let (mut calls, mut errors) = (0u64, 0u64);
-    let mut unlogged: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut calls, mut errors, mut reached, mut fs_errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut syscall_checks: BTreeMap<String, u64> = BTreeMap::new();
     let mut problems = Vec::new();
     let keys: Vec<Vec<u8>> = vec![
         b"mark".to_vec(),
@@ -1022,6 +1064,7 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
     for round in 0..rounds {
         let fc = rustix::mount::fsopen(FS_NAME, rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)
             .ctx("fsopen")?;
+        let mut phase = Phase::Params;
         for _ in 0..1 + rng.below(6) {
             let mut key = if rng.below(4) == 0 {
                 let n = rng.below(40) as usize;
@@ -1051,9 +1094,23 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
                     CMD_CREATE,
                 ])
             };
-            let null_key = rng.below(20) == 0;
-            let null_value = rng.below(10) == 0;
+            // Half the calls have the shape fsconfig(2) asks of their
+            // command (a key for the sets, a value only where one is
+            // taken), so that most reach the filesystem's parser.
+            let shaped = rng.below(2) == 0;
+            let takes_value = matches!(cmd, SET_STRING | SET_BINARY | SET_PATH | SET_PATH_EMPTY);
+            let null_key = if shaped {
+                cmd > SET_FD
+            } else {
+                rng.below(20) == 0
+            };
+            let null_value = if shaped {
+                !takes_value
+            } else {
+                rng.below(10) == 0
+            };
             let aux = match cmd {
+                SET_FLAG | SET_STRING | CMD_CREATE if shaped => 0,
                 SET_BINARY => *rng.pick(&[0, -1, 1, 16, vlen as i32, 1 << 20, (1 << 20) + 1]),
                 SET_PATH | SET_PATH_EMPTY => {
                     *rng.pick(&[libc::AT_FDCWD, dirfd.as_raw_fd(), -1, 9999])
@@ -1065,6 +1122,13 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
             if cmd == SET_BINARY && aux > 0 && (aux as usize) > value.len() {
                 value.resize(aux as usize, 0x41);
             }
+            let reaches = reaches_filesystem(
+                cmd,
+                (!null_key).then(|| &key[..key.len() - 1]),
+                (!null_value).then(|| &value[..value.len() - 1]),
+                aux,
+                phase,
+            );
             let r = fsconfig(
                 &fc,
                 cmd,
@@ -1081,11 +1145,28 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
                 aux,
             );
             calls += 1;
+            reached += u64::from(reaches);
+            if reaches && (cmd == CMD_CREATE || cmd == CMD_CREATE_EXCL) {
+                phase = if r.is_ok() {
+                    Phase::Created
+                } else {
+                    Phase::Failed
+                };
+            }
             let log = drain_log(&fc);
             if let Err(e) = r {
                 errors += 1;
-                if log.is_empty() {
-                    *unlogged.entry(format!("cmd {cmd} errno {e}")).or_default() += 1;
+                if !reaches {
+                    *syscall_checks
+                        .entry(format!("cmd {cmd} errno {e}"))
+                        .or_default() += 1;
+                } else if log.is_empty() {
+                    problems.push(format!(
+                        "round {round}: key {:?} cmd {cmd} aux {aux}: errno {e} without a log message",
+                        String::from_utf8_lossy(&key[..key.len().min(40)])
+                    ));
+                } else {
+                    fs_errors += 1;
                 }
                 // An option the filesystem does not know is never taken.
             } else if cmd <= SET_FD && !null_key {
@@ -1110,7 +1191,11 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
         }
         drop(fc);
     }
-    let unlogged_total: u64 = unlogged.values().sum();
+    if reached < rounds as u64 / 2 {
+        problems.push(format!(
+            "only {reached} calls got past fsconfig's own checks"
+        ));
+    }
     if !problems.is_empty() {
         return Err(format!(
             "{} problems: {:?}",
@@ -1119,7 +1204,9 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
         ));
     }
     Ok(format!(
-        "{rounds} contexts, {calls} fsconfig calls, {errors} errors, {unlogged_total} without a log message: {unlogged:?}"
+        "{rounds} contexts, {calls} fsconfig calls, {errors} errors; {reached} calls reached \
+         the filesystem, {fs_errors} of them failed, each with a log message; refused by \
+         fsconfig's own checks before that (no log there): {syscall_checks:?}"
     ))
 }
 
