@@ -193,6 +193,10 @@ impl<T: FileSystem> Tables<T> {
         iterate_shared: Some(iterate_shared::<T>),
         llseek: Some(dir_llseek),
         read: Some(bindings::generic_read_dir),
+        // Programs fsync a directory to make a rename or create in it
+        // durable; `private_data` is the real directory's file, as for a
+        // regular file.
+        fsync: Some(fsync),
         // SAFETY: see above.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };

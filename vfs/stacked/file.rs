@@ -248,11 +248,11 @@ pub(super) unsafe extern "C" fn file_llseek(
     }
 }
 
-/// `fsync`, of the real file with its credentials.
+/// `fsync`, of the real file (or directory) with its credentials.
 ///
 /// # Safety
 ///
-/// Called by the VFS with a file opened by `file_open`.
+/// Called by the VFS with a file opened by `file_open` or `dir_open`.
 pub(super) unsafe extern "C" fn fsync(
     file: *mut bindings::file,
     start: i64,

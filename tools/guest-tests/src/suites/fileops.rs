@@ -1,7 +1,8 @@
 //! File operations beyond read and write, through a shifting mount from a
 //! real container, on tmpfs and on ext4: splice into a file, fallocate
 //! (allocate, keep size, punch hole), fadvise, copy_file_range, clone
-//! (refused as the real filesystem refuses it), O_DIRECT, syncfs, and the
+//! (refused as the real filesystem refuses it), O_DIRECT, syncfs, fsync of
+//! a directory, and the
 //! ioctl whitelist (file attribute flags; ENOTTY for anything else).
 
 use crate::{
@@ -30,6 +31,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     clone_across_mounts_is_exdev,
     o_direct_reads_and_writes_on_ext4,
     syncfs_and_sync_file_range,
+    directories_can_be_fsynced,
     getflags_and_setflags,
     append_only_flag_needs_cap_linux_immutable,
     fsgetxattr_and_fssetxattr,
@@ -41,24 +43,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
 /// The suite runs on ext4 (scratch `../ext4`, a loop device) where
 /// available, else on the tmpfs scratch.
 fn tree(env: &Env) -> Tree {
-    let ext4 = env.scratch.parent().map(|p| p.join("ext4"));
-    match ext4 {
-        Some(d) if is_mountpoint(&d) => Tree::new(
-            &Env {
-                scratch: d,
-                ..env.clone()
-            },
-            "fileops",
-        ),
-        _ => Tree::new(env, "fileops"),
-    }
-}
-
-fn is_mountpoint(d: &Path) -> bool {
-    let (Ok(a), Ok(b)) = (std::fs::metadata(d), std::fs::metadata(d.join(".."))) else {
-        return false;
-    };
-    a.dev() != b.dev()
+    Tree::on_ext4(env, "fileops").unwrap_or_else(|_| Tree::new(env, "fileops"))
 }
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
@@ -344,6 +329,37 @@ fn syncfs_and_sync_file_range(env: &Env) -> Outcome {
     })?;
     let data = std::fs::read(real(env, "dst")).ctx("read")?;
     ensure_eq!(&data[..6], b"synced", "on disk");
+    Ok(())
+}
+
+/// Programs fsync the directory after a rename or create in it to make it
+/// durable (rename-over for atomic replace, databases, package managers):
+/// that must succeed, as on the real filesystem, not fail with EINVAL.
+/// That the rename then survives a power cut is `faults::power_cut_*`.
+fn directories_can_be_fsynced(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        std::fs::write(t.join("replace.tmp"), b"new").ctx("write")?;
+        rfs::rename(t.join("replace.tmp"), t.join("replaced")).ctx("rename")?;
+        for (what, d) in [
+            ("mount root", t.to_path_buf()),
+            ("subdirectory", t.join("sub")),
+        ] {
+            std::fs::create_dir_all(&d).ctx("mkdir")?;
+            let f = rfs::open(&d, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .ctx("open directory")?;
+            rfs::fsync(&f).ctx(&format!("fsync of the {what}"))?;
+            rfs::fdatasync(&f).ctx(&format!("fdatasync of the {what}"))?;
+        }
+        // An O_PATH descriptor has no file operations: EBADF, as anywhere.
+        let p = rfs::open(t, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).ctx("O_PATH")?;
+        ensure_eq!(rfs::fsync(&p).err(), Some(Errno::BADF), "fsync of O_PATH");
+        Ok(())
+    })?;
+    ensure_eq!(
+        std::fs::read(real(env, "replaced")).ctx("read")?,
+        b"new",
+        "renamed on disk"
+    );
     Ok(())
 }
 
