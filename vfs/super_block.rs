@@ -138,6 +138,11 @@ struct Ops<T>(core::marker::PhantomData<T>);
 impl<T: FileSystem> Ops<T> {
     const TABLE: bindings::super_operations = bindings::super_operations {
         evict_inode: Some(inode::evict_stacked),
+        // A stacked inode nothing refers to is not kept: it would hold its
+        // real inode, and with it the blocks of a file deleted below (or
+        // replaced by a rename), until memory pressure. The real inode
+        // has its own cache; a new lookup finds it there.
+        drop_inode: Some(bindings::generic_delete_inode),
         statfs: Some(statfs::<T>),
         show_options: Some(show_options::<T>),
         sync_fs: Some(sync_fs::<T>),

@@ -2,7 +2,9 @@
 //! mount, and leave nothing half made: EROFS (read-only real filesystem,
 //! read-only real mount, read-only shifting mount), ENOSPC (blocks and
 //! inodes), EDQUOT (tmpfs quota limits: the mark's credentials carry no
-//! CAP_SYS_RESOURCE, so limits hold for the container's root too).
+//! CAP_SYS_RESOURCE, so limits hold for the container's root too). The
+//! space of a file removed through the mount (unlinked, renamed over,
+//! closed after unlink) or below it comes back at once.
 
 use crate::{
     ensure, ensure_eq,
@@ -26,6 +28,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     full_filesystem_is_enospc_and_keeps_what_was_written,
     no_free_inodes_is_enospc_and_leaves_no_entry,
     quota_limits_are_edquot_for_users_and_root,
+    space_of_removed_files_comes_back,
     unload,
 ];
 
@@ -290,5 +293,77 @@ fn quota_limits_are_edquot_for_users_and_root(env: &Env) -> Outcome {
         Ok(())
     })();
     drop_tmpfs(env, "quota", &tree)?;
+    res
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Free bytes of the filesystem under `p`.
+fn free(p: &Path) -> Result<u64, String> {
+    let st = rfs::statvfs(p).ctx("statvfs")?;
+    Ok(st.f_bavail * st.f_frsize)
+}
+
+/// Writes a 3 MiB file (of a 4 MiB filesystem), which fits only if the
+/// space of every earlier one has come back.
+fn write_3mib(p: &Path) -> Outcome {
+    std::fs::write(p, vec![0x33u8; 3 * MIB as usize]).ctx(&format!("write {}", p.display()))
+}
+
+/// Once a file is gone from the tree, nothing of shiftfs's keeps its real
+/// inode, and so its blocks: not the unhashed stacked dentry of the name
+/// (an unlink), not a cached stacked inode (a rename over it), not a stale
+/// dentry of a name removed below the mount once a lookup has seen it gone.
+fn space_of_removed_files_comes_back(env: &Env) -> Outcome {
+    let tree = own_tmpfs(env, "space", c"size=4m")?;
+    tree.mark()?;
+    let res = tree
+        .in_shifted(|t| {
+            become_id(1000)?;
+            let ok = |what: &str| -> Outcome {
+                let f = free(t)?;
+                ensure!(f >= 3 * MIB, "{what}: only {f} bytes free");
+                Ok(())
+            };
+            write_3mib(&t.join("a"))?;
+            rfs::unlink(t.join("a")).ctx("unlink")?;
+            ok("after unlink")?;
+            write_3mib(&t.join("b"))?;
+            std::fs::write(t.join("small"), b"s").ctx("write small")?;
+            rfs::rename(t.join("small"), t.join("b")).ctx("rename over")?;
+            ok("after a rename over the file")?;
+            write_3mib(&t.join("c"))?;
+            let open = std::fs::File::open(t.join("c")).ctx("open")?;
+            rfs::unlink(t.join("c")).ctx("unlink an open file")?;
+            ensure!(free(t)? < 3 * MIB, "an open unlinked file has no blocks");
+            drop(open);
+            ok("after the last close")?;
+            std::fs::create_dir(t.join("d")).ctx("mkdir")?;
+            write_3mib(&t.join("d/f"))?;
+            rfs::unlink(t.join("d/f")).ctx("unlink in d")?;
+            rfs::rmdir(t.join("d")).ctx("rmdir")?;
+            ok("after rmdir")?;
+            write_3mib(&t.join("e"))
+        })
+        .and_then(|()| {
+            // Below the mount: the host removes a file its own shifting
+            // mount has looked up; a lookup that finds it gone lets it go.
+            tree.host_shifting_mount()?;
+            let r = (|| {
+                rfs::stat(tree.target.join("e")).ctx("stat e")?;
+                std::fs::remove_file(tree.real.join("e")).ctx("host rm")?;
+                ensure_eq!(
+                    rfs::stat(tree.target.join("e")).err(),
+                    Some(Errno::NOENT),
+                    "stat after the host's rm"
+                );
+                let f = free(&tree.target)?;
+                ensure!(f >= 3 * MIB, "after rm below: only {f} bytes free");
+                Ok(())
+            })();
+            unmount(&tree.target, UnmountFlags::empty()).ctx("umount")?;
+            r
+        });
+    drop_tmpfs(env, "space", &tree)?;
     res
 }
