@@ -4,15 +4,19 @@
 //! writing, then EROFS, then writable again), the real directory is renamed
 //! or removed under the mark (ENOENT, open files keep working, no ESTALE),
 //! and the lower mount is lazily unmounted (the mark keeps it alive, data
-//! fsync'ed after the detach is on disk afterwards). Every step expects a
-//! clean errno; splats fail the run.
+//! fsync'ed after the detach is on disk afterwards), and the power is cut
+//! (the device copied as it stands under a live shifting mount, with no
+//! writeback and no journal commit but those fsync makes; the copy, once
+//! its journal is replayed, holds everything fsync'ed and passes fsck).
+//! Every step expects a clean errno; splats fail the run.
 //!
-//! `SHIFTFS_STRESS=long` repeats the ENOSPC workload 20 times.
+//! `SHIFTFS_STRESS=long` repeats the ENOSPC workload 20 times and the power
+//! cut 10 times, with more files.
 
-use super::reliability::{self as rel, Ext4, Rng};
+use super::reliability::{self as rel, Ext4, Rng, Sysctls};
 use crate::{
-    ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    container, ensure, ensure_eq,
+    fixture::{become_id, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
@@ -22,7 +26,12 @@ use rustix::{
     io::Errno,
     mount::{mount, mount_remount, unmount, MountFlags, UnmountFlags},
 };
-use std::{collections::BTreeMap, io::Write, os::unix::fs::FileExt, path::Path};
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    os::unix::fs::{FileExt, MetadataExt},
+    path::Path,
+};
 
 pub const TESTS: &[crate::harness::Test] = tests![
     load,
@@ -30,6 +39,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     read_only_remount_under_a_live_mount,
     real_directory_renamed_or_removed_under_the_mark,
     lower_mount_unmounted_lazily,
+    power_cut_keeps_what_was_fsynced,
     no_busy_inodes_reported,
     unload,
 ];
@@ -471,6 +481,177 @@ fn lower_mount_unmounted_lazily(env: &Env) -> Outcome {
     })();
     ext4.release()?;
     res
+}
+
+/// fsync of a directory, through the mount.
+fn fsync_dir(d: &Path) -> Outcome {
+    let f = rfs::open(d, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ctx("open dir")?;
+    rfs::fsync(&f).ctx(&format!("fsync {}", d.display()))
+}
+
+/// What a careful program does before a power cut: files written and
+/// fsync'ed, their directories fsync'ed, a file replaced atomically
+/// (written, fsync'ed, renamed over, directory fsync'ed) several times, a
+/// hard link made durable; then files written and never synced. Returns
+/// the digests of what must survive, and the names that need not.
+fn durable_workload(
+    t: &Path,
+    seed: u64,
+    files: u64,
+) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
+    let mut rng = Rng::new(seed);
+    let mut synced = BTreeMap::new();
+    for i in 0..files {
+        let dir = format!("d{}", i % 4);
+        std::fs::create_dir_all(t.join(&dir)).ctx("mkdir")?;
+        let name = format!("{dir}/f{i}");
+        let len = 1 + rng.below(40_000) as usize;
+        let data = rng.bytes(len);
+        let mut f = std::fs::File::create(t.join(&name)).ctx(&format!("create {name}"))?;
+        f.write_all(&data).ctx("write")?;
+        f.sync_all().ctx("fsync")?;
+        synced.insert(name, rel::digest(&data));
+    }
+    for d in 0..4.min(files) {
+        fsync_dir(&t.join(format!("d{d}")))?;
+    }
+    fsync_dir(t)?;
+    for v in 0..5u8 {
+        let data = rng.bytes(100 + usize::from(v) * 1000);
+        let mut f = std::fs::File::create(t.join("cfg.tmp")).ctx("create cfg.tmp")?;
+        f.write_all(&data).ctx("write cfg.tmp")?;
+        f.sync_all().ctx("fsync cfg.tmp")?;
+        rfs::rename(t.join("cfg.tmp"), t.join("cfg")).ctx("rename over cfg")?;
+        fsync_dir(t)?;
+        synced.insert("cfg".into(), rel::digest(&data));
+    }
+    rfs::link(t.join("d0/f0"), t.join("lnk")).ctx("link")?;
+    fsync_dir(t)?;
+    synced.insert("lnk".into(), synced["d0/f0"]);
+    // Never synced: these live only in memory when the power goes.
+    std::fs::create_dir(t.join("unsynced")).ctx("mkdir unsynced")?;
+    let mut unsynced = Vec::new();
+    for i in 0..20 {
+        let name = format!("unsynced/u{i}");
+        std::fs::write(t.join(&name), rng.bytes(5000)).ctx("write unsynced")?;
+        unsynced.push(name);
+    }
+    Ok((synced, unsynced))
+}
+
+/// The device as it stands at the cut, taken while a container's shifting
+/// mount is live (its unmount would sync the real filesystem), then
+/// "booted": mounted (replaying the journal), checked, unmounted, fsck'ed.
+fn power_cut_round(env: &Env, seed: u64, files: u64, first: bool) -> Outcome {
+    let img = env.scratch.join("faults-cut.img");
+    let crash = env.scratch.join("faults-cut-crash.img");
+    let dir = env.scratch.join("faults-cut");
+    let manifest = env.scratch.join("faults-cut-manifest");
+    let ext4 = Ext4::new(&img, &dir, 32)?;
+    let res = (|| {
+        // The journal commits only when fsync asks for it.
+        mount_remount(&ext4.dir, MountFlags::empty(), c"commit=3600").ctx("commit=3600")?;
+        let tree = tree_on(&ext4.dir, env, "faults-cut")?;
+        std::os::unix::fs::chown(&tree.real, Some(1000), Some(1000)).ctx("chown")?;
+        tree.mark()?;
+        let mut out = std::fs::File::create(&manifest).ctx("manifest")?;
+        let (mark, target) = (tree.mark.clone(), tree.target.clone());
+        let (img2, crash2) = (img.clone(), crash.clone());
+        let r = container::with_host_mapped(
+            container::MAP,
+            move || {
+                mount(&mark, &target, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+                become_id(1000)?;
+                let (synced, unsynced) = durable_workload(&target, seed, files)?;
+                for (k, v) in synced {
+                    writeln!(out, "{k} {v}").ctx("write manifest")?;
+                }
+                for k in unsynced {
+                    writeln!(out, "{k} -").ctx("write manifest")?;
+                }
+                Ok(())
+            },
+            move |_| {
+                std::fs::copy(&img2, &crash2)
+                    .map(drop)
+                    .ctx("copy the device")
+            },
+        );
+        tree.unmark()?;
+        r
+    })();
+    ext4.release()?;
+    res?;
+    let after = Ext4::attach(&crash, &dir)?;
+    let res = (|| {
+        let real = after.dir.join("real");
+        let text = std::fs::read_to_string(&manifest).ctx("read manifest")?;
+        let (mut kept, mut unsynced, mut survived) = (0, 0, 0);
+        for line in text.lines() {
+            let (name, d) = line.split_once(' ').ok_or("manifest line")?;
+            let p = real.join(name);
+            if d == "-" {
+                unsynced += 1;
+                survived += u64::from(std::fs::metadata(&p).is_ok_and(|m| m.len() == 5000));
+                continue;
+            }
+            let got = std::fs::read(&p).ctx(&format!("{name} after the power cut"))?;
+            ensure_eq!(
+                rel::digest(&got).to_string(),
+                d,
+                format!("{name} after the power cut")
+            );
+            let m = std::fs::metadata(&p).ctx("stat")?;
+            ensure_eq!(
+                (m.uid(), m.gid()),
+                (1000, 1000),
+                format!("{name}: owner on disk")
+            );
+            kept += 1;
+        }
+        ensure!(!real.join("cfg.tmp").exists(), "cfg.tmp is back");
+        ensure_eq!(
+            std::fs::metadata(real.join("lnk")).ctx("lnk")?.ino(),
+            std::fs::metadata(real.join("d0/f0")).ctx("d0/f0")?.ino(),
+            "hard link"
+        );
+        // Else the copy was no cut: writeback had already saved it all.
+        ensure!(
+            survived < unsynced,
+            "all {unsynced} unsynced files survived: the cut came too late"
+        );
+        if first {
+            rel::info(&format!(
+                "faults: power cut: {kept} fsync'ed entries intact (contents, owners, link, \
+                 last of 5 atomic replaces); {survived} of {unsynced} unsynced files survived"
+            ));
+        }
+        unmount(&after.dir, UnmountFlags::empty()).ctx("umount the copy")?;
+        after.fsck()
+    })();
+    after.release()?;
+    let _ = std::fs::remove_file(&crash);
+    res
+}
+
+/// The power goes off under a live shifting mount: everything fsync'ed
+/// through it (file contents, owners, directory entries made durable by a
+/// directory fsync, renames over) is on the device, and the filesystem
+/// checks clean.
+fn power_cut_keeps_what_was_fsynced(env: &Env) -> Outcome {
+    let (rounds, files) = (rel::pick(1, 10), rel::pick(40, 400));
+    let seed = rel::seed();
+    // No background writeback while the device is copied: what is on it is
+    // what fsync put there.
+    let _writeback = Sysctls::set(&[
+        ("vm/dirty_writeback_centisecs", "0"),
+        ("vm/dirty_expire_centisecs", "360000"),
+    ])?;
+    for round in 0..rounds {
+        power_cut_round(env, seed.wrapping_add(round), files, round == 0)
+            .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn no_busy_inodes_reported(_: &Env) -> Outcome {

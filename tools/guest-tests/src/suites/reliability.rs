@@ -266,37 +266,9 @@ pub fn settle() -> Outcome {
     Ok(())
 }
 
-/// The kernel log lines (/dev/kmsg, whole buffer) containing `needle`.
-pub fn kmsg_lines(needle: &str) -> Result<Vec<String>, String> {
-    use rustix::{fs, io::Errno};
-    let kmsg = fs::open(
-        "/dev/kmsg",
-        fs::OFlags::RDONLY | fs::OFlags::NONBLOCK,
-        fs::Mode::empty(),
-    )
-    .ctx("open /dev/kmsg")?;
-    let mut hits = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match rustix::io::read(&kmsg, &mut buf) {
-            Ok(n) => {
-                let rec = String::from_utf8_lossy(&buf[..n]);
-                let msg = rec.split_once(';').map_or(&*rec, |(_, m)| m).trim_end();
-                if msg.contains(needle) {
-                    hits.push(msg.to_owned());
-                }
-            }
-            Err(Errno::PIPE) => continue,
-            Err(Errno::AGAIN) => break,
-            Err(e) => return Err(format!("read /dev/kmsg: {e}")),
-        }
-    }
-    Ok(hits)
-}
-
 /// Fails if the kernel said it had busy inodes at an unmount.
 pub fn no_busy_inodes() -> Outcome {
-    let hits = kmsg_lines("Busy inodes after unmount")?;
+    let hits = crate::sys::kernel_log_matching(|m| m.contains("Busy inodes after unmount"))?;
     if hits.is_empty() {
         Ok(())
     } else {
@@ -358,6 +330,23 @@ impl Ext4 {
         .ctx("mount ext4")
     }
 
+    /// Attaches an existing image (for instance a copy taken under a live
+    /// mount) and mounts it on `dir`; mounting replays its journal.
+    pub fn attach(image: &Path, dir: &Path) -> Result<Self, String> {
+        let img = image.to_str().ok_or("path is not UTF-8")?;
+        let dev = sh("losetup", &["-f", "--show", img])?.trim().to_owned();
+        let ext4 = Self {
+            dev,
+            dir: dir.to_path_buf(),
+            image: image.to_path_buf(),
+        };
+        if let Err(e) = ext4.mount() {
+            ext4.release()?;
+            return Err(e);
+        }
+        Ok(ext4)
+    }
+
     /// `e2fsck -fn`: the filesystem is consistent (unmounted first).
     pub fn fsck(&self) -> Outcome {
         sh("e2fsck", &["-f", "-n", &self.dev]).map(drop)
@@ -369,6 +358,31 @@ impl Ext4 {
         sh("losetup", &["-d", &self.dev])?;
         let _ = std::fs::remove_file(&self.image);
         Ok(())
+    }
+}
+
+/// Sysctls set for a test, put back as they were when dropped.
+pub struct Sysctls(Vec<(PathBuf, String)>);
+
+impl Sysctls {
+    /// Sets each `/proc/sys/NAME` to its value.
+    pub fn set(values: &[(&str, &str)]) -> Result<Self, String> {
+        let mut saved = Self(Vec::new());
+        for (name, value) in values {
+            let p = Path::new("/proc/sys").join(name);
+            let old = std::fs::read_to_string(&p).ctx(&format!("read {name}"))?;
+            std::fs::write(&p, value).ctx(&format!("set {name}"))?;
+            saved.0.push((p, old.trim().to_owned()));
+        }
+        Ok(saved)
+    }
+}
+
+impl Drop for Sysctls {
+    fn drop(&mut self) {
+        for (p, old) in self.0.iter().rev() {
+            let _ = std::fs::write(p, old);
+        }
     }
 }
 
