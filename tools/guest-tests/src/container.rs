@@ -12,6 +12,8 @@ use std::{io::Read, os::fd::OwnedFd};
 
 /// The container's id map: container 0..65535 are host 100000..165535.
 pub const MAP: &str = "0 100000 65536";
+/// The container's root on the host (the start of [`MAP`]'s range).
+pub const ROOT: u32 = 100_000;
 
 fn child(ready: OwnedFd, go: OwnedFd, f: impl FnOnce() -> Outcome) -> Outcome {
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).ctx("unshare")?;

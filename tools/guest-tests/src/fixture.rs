@@ -76,6 +76,17 @@ impl Tree {
 }
 
 impl Tree {
+    /// A suite's directories on the scratch ext4 rather than the tmpfs.
+    pub fn on_ext4(env: &Env, suite: &str) -> Result<Self, String> {
+        Ok(Self::new(
+            &Env {
+                scratch: scratch_ext4(env)?,
+                ..env.clone()
+            },
+            suite,
+        ))
+    }
+
     /// The host's own shifting mount of `mark` on `target` (identity: the
     /// host's namespace), for tests that need the host's powers on it
     /// (drop_caches, RENAME_WHITEOUT).
@@ -83,6 +94,21 @@ impl Tree {
         mount(&self.mark, &self.target, FS_NAME, MountFlags::empty(), c"")
             .ctx("host shifting mount")
     }
+}
+
+/// The scratch ext4 (tools/guest/run mounts it beside the tmpfs scratch).
+pub fn scratch_ext4(env: &Env) -> Result<PathBuf, String> {
+    let d = env
+        .scratch
+        .parent()
+        .map(|p| p.join("ext4"))
+        .ok_or("scratch has no parent")?;
+    crate::ensure!(
+        d.join("lost+found").is_dir(),
+        "no ext4 scratch at {} (tools/guest/run mounts it)",
+        d.display()
+    );
+    Ok(d)
 }
 
 /// Makes the calling process (in a container) its uid and gid `id`.

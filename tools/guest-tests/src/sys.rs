@@ -99,6 +99,12 @@ pub fn kernel_log_splats(patterns_file: &Path) -> Result<Vec<String>, String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| regex::Regex::new(l).map_err(|e| format!("pattern {l:?}: {e}")))
         .collect::<Result<_, _>>()?;
+    kernel_log_matching(|msg| pats.iter().any(|p| p.is_match(msg)))
+}
+
+/// The messages of the kernel log (the whole of /dev/kmsg) for which
+/// `keep` is true.
+pub fn kernel_log_matching(keep: impl Fn(&str) -> bool) -> Result<Vec<String>, String> {
     let kmsg = rustix::fs::open(
         "/dev/kmsg",
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
@@ -113,7 +119,7 @@ pub fn kernel_log_splats(patterns_file: &Path) -> Result<Vec<String>, String> {
                 let rec = String::from_utf8_lossy(&buf[..n]);
                 // A record is "prio,seq,time,flags;message".
                 let msg = rec.split_once(';').map_or(&*rec, |(_, m)| m).trim_end();
-                if pats.iter().any(|p| p.is_match(msg)) {
+                if keep(msg) {
                     hits.push(msg.to_owned());
                 }
             }

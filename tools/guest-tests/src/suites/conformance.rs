@@ -20,9 +20,10 @@
 //! of its own, where it also mounts the tmpfs that the EXDEV tests use as
 //! their second filesystem.
 
+use super::reliability as rel;
 use crate::{
-    ensure,
-    fixture::{load, unload, Tree},
+    container, ensure,
+    fixture::{load, scratch_ext4, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -55,15 +56,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
 /// hard links take ten minutes on ext4 under TCG with KASAN, each way.
 const LONG_ONLY: &[&str] = &["link::link_count_max"];
 
-fn long() -> bool {
-    matches!(
-        std::env::var("SHIFTFS_STRESS").as_deref(),
-        Ok("long") | Ok("1")
-    )
-}
-
-/// The container's root on the host (container::MAP).
-const CONTAINER_ROOT: u32 = 100_000;
 /// The second dummy user pjdfstest switches to (the first is nobody).
 const PJD_USER: &str = "pjdtests:x:1001:1001:pjdfstest:/:/usr/sbin/nologin";
 const PJD_GROUP: &str = "pjdtests:x:1001:";
@@ -100,21 +92,6 @@ pub fn copy_in(src: &Path, dir: &Path, mode: u32) -> Result<PathBuf, String> {
     Ok(dst)
 }
 
-/// The scratch ext4 (tools/guest/run mounts it beside the tmpfs scratch).
-pub fn ext4_dir(env: &Env) -> Result<PathBuf, String> {
-    let d = env
-        .scratch
-        .parent()
-        .map(|p| p.join("ext4"))
-        .ok_or("scratch has no parent")?;
-    ensure!(
-        d.join("lost+found").is_dir(),
-        "no ext4 scratch at {} (tools/guest/run mounts it)",
-        d.display()
-    );
-    Ok(d)
-}
-
 struct Dirs {
     /// pjdfstest, its configuration, passwd and group: root's, world-readable.
     bin: PathBuf,
@@ -138,26 +115,12 @@ fn dirs(env: &Env) -> Dirs {
     }
 }
 
-fn tree_ext4(env: &Env) -> Result<Tree, String> {
-    Ok(Tree::new(
-        &Env {
-            scratch: ext4_dir(env)?,
-            ..env.clone()
-        },
-        "pjd",
-    ))
-}
-
-fn tree_tmpfs(env: &Env) -> Tree {
-    Tree::new(env, "pjd")
-}
-
 fn host_prepares_and_marks(env: &Env) -> Outcome {
     let d = dirs(env);
     for p in [&d.bin, &d.out, &d.second, &d.raw_tmpfs] {
         std::fs::create_dir_all(p).ctx(&format!("mkdir {}", p.display()))?;
     }
-    std::os::unix::fs::chown(&d.out, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))
+    std::os::unix::fs::chown(&d.out, Some(container::ROOT), Some(container::ROOT))
         .ctx("chown out")?;
     copy_in(&find_tool("pjdfstest")?, &d.bin, 0o755)?;
     copy_in(
@@ -173,7 +136,7 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
         std::fs::write(&p, s).ctx(&format!("write {f}"))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).ctx("chmod")?;
     }
-    for t in [tree_ext4(env)?, tree_tmpfs(env)] {
+    for t in [Tree::on_ext4(env, "pjd")?, Tree::new(env, "pjd")] {
         t.create()?;
         t.mark()?;
     }
@@ -181,8 +144,8 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
 }
 
 fn host_unmarks(env: &Env) -> Outcome {
-    tree_ext4(env)?.unmark()?;
-    tree_tmpfs(env).unmark()
+    Tree::on_ext4(env, "pjd")?.unmark()?;
+    Tree::new(env, "pjd").unmark()
 }
 
 /// In the calling process's own mount namespace: puts the copies of passwd
@@ -368,7 +331,7 @@ fn record(config: &'static str, out: &Path) -> Outcome {
 /// The tests to run on ext4: all of them in a long run; in a short one,
 /// those that the raw tmpfs run listed, but the long-only ones.
 fn ext4_selection() -> Vec<String> {
-    if long() {
+    if rel::long() {
         return Vec::new();
     }
     let runs = RUNS.lock().unwrap();
@@ -384,7 +347,7 @@ fn ext4_selection() -> Vec<String> {
 
 fn raw_ext4(env: &Env) -> Outcome {
     let d = dirs(env);
-    let path = ext4_dir(env)?.join("pjd-rawext");
+    let path = scratch_ext4(env)?.join("pjd-rawext");
     std::fs::create_dir_all(&path).ctx("mkdir")?;
     let out = d.out.join("raw-ext4.txt");
     let only = ext4_selection();
@@ -478,11 +441,11 @@ fn suspects(fs: &str, config: &str) -> Result<Vec<String>, String> {
 }
 
 fn shifted_ext4(env: &Env) -> Outcome {
-    shifted(env, tree_ext4(env)?, "ext4", "shifted-ext4")
+    shifted(env, Tree::on_ext4(env, "pjd")?, "ext4", "shifted-ext4")
 }
 
 fn shifted_tmpfs(env: &Env) -> Outcome {
-    shifted(env, tree_tmpfs(env), "tmpfs", "shifted-tmpfs")
+    shifted(env, Tree::new(env, "pjd"), "tmpfs", "shifted-tmpfs")
 }
 
 /// Whether a test name matches an expected difference's pattern, where `*`

@@ -17,9 +17,12 @@
 //! Seeds are fixed unless `SHIFTFS_SEED` is set, and printed with the
 //! command that replays a run.
 
-use super::conformance::{copy_in, ext4_dir, find_tool};
+use super::{
+    conformance::{copy_in, find_tool},
+    reliability as rel,
+};
 use crate::{
-    ensure_eq,
+    container, ensure_eq,
     fixture::{load, unload, Tree},
     harness::{Context, Outcome},
     tests, Env,
@@ -49,22 +52,12 @@ pub const TESTS: &[crate::harness::Test] = tests![
     unload,
 ];
 
-/// The container's root on the host (container::MAP).
-const CONTAINER_ROOT: u32 = 100_000;
-
-fn long() -> bool {
-    matches!(
-        std::env::var("SHIFTFS_STRESS").as_deref(),
-        Ok("long") | Ok("1")
-    )
-}
-
 /// Operations per configuration.
 fn ops() -> u64 {
     std::env::var("SHIFTFS_FSX_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if long() { 100_000 } else { 2_000 })
+        .unwrap_or(if rel::long() { 100_000 } else { 2_000 })
 }
 
 /// `SHIFTFS_SEED`, or a fixed seed per configuration.
@@ -85,32 +78,19 @@ fn out_dir(env: &Env) -> PathBuf {
     env.scratch.join("fsx-out")
 }
 
-fn tree_ext4(env: &Env) -> Result<Tree, String> {
-    Ok(Tree::new(
-        &Env {
-            scratch: ext4_dir(env)?,
-            ..env.clone()
-        },
-        "fsx",
-    ))
-}
-
-fn tree_tmpfs(env: &Env) -> Tree {
-    Tree::new(env, "fsx")
-}
-
 fn host_prepares_and_marks(env: &Env) -> Outcome {
     let (bin, out) = (bin_dir(env), out_dir(env));
     for d in [&bin, &out] {
         std::fs::create_dir_all(d).ctx(&format!("mkdir {}", d.display()))?;
     }
-    std::os::unix::fs::chown(&out, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).ctx("chown out")?;
+    std::os::unix::fs::chown(&out, Some(container::ROOT), Some(container::ROOT))
+        .ctx("chown out")?;
     copy_in(&find_tool("fsx")?, &bin, 0o755)?;
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     for c in ["buffered.toml", "mmap.toml"] {
         copy_in(&repo.join("tools/fsx").join(c), &bin, 0o644)?;
     }
-    for t in [tree_ext4(env)?, tree_tmpfs(env)] {
+    for t in [Tree::on_ext4(env, "fsx")?, Tree::new(env, "fsx")] {
         t.create()?;
         t.mark()?;
     }
@@ -118,8 +98,8 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
 }
 
 fn host_unmarks(env: &Env) -> Outcome {
-    tree_ext4(env)?.unmark()?;
-    tree_tmpfs(env).unmark()
+    Tree::on_ext4(env, "fsx")?.unmark()?;
+    Tree::new(env, "fsx").unmark()
 }
 
 /// Runs fsx with `config` on a file of the shifting mount of `tree`.
@@ -167,25 +147,44 @@ fn fsx(env: &Env, tree: Tree, config: &str, name: &str, fixed_seed: u64) -> Outc
 }
 
 fn buffered_on_ext4(env: &Env) -> Outcome {
-    fsx(env, tree_ext4(env)?, "buffered.toml", "buffered-ext4", 11)
+    fsx(
+        env,
+        Tree::on_ext4(env, "fsx")?,
+        "buffered.toml",
+        "buffered-ext4",
+        11,
+    )
 }
 
 fn mmap_on_ext4(env: &Env) -> Outcome {
-    fsx(env, tree_ext4(env)?, "mmap.toml", "mmap-ext4", 12)
+    fsx(
+        env,
+        Tree::on_ext4(env, "fsx")?,
+        "mmap.toml",
+        "mmap-ext4",
+        12,
+    )
 }
 
 fn buffered_on_tmpfs(env: &Env) -> Outcome {
-    fsx(env, tree_tmpfs(env), "buffered.toml", "buffered-tmpfs", 13)
+    fsx(
+        env,
+        Tree::new(env, "fsx"),
+        "buffered.toml",
+        "buffered-tmpfs",
+        13,
+    )
 }
 
 fn mmap_on_tmpfs(env: &Env) -> Outcome {
-    fsx(env, tree_tmpfs(env), "mmap.toml", "mmap-tmpfs", 14)
+    fsx(env, Tree::new(env, "fsx"), "mmap.toml", "mmap-tmpfs", 14)
 }
 
 fn o_direct_on_ext4(env: &Env) -> Outcome {
     let (n, s) = (ops(), seed(15));
     let start = Instant::now();
-    tree_ext4(env)?.in_shifted(|t| DirectExerciser::new(&t.join("direct"), s)?.run(n))?;
+    Tree::on_ext4(env, "fsx")?
+        .in_shifted(|t| DirectExerciser::new(&t.join("direct"), s)?.run(n))?;
     println!(
         "info   fsx o-direct-ext4: {n} operations, seed {s}, 0 mismatches, {:.0} s",
         start.elapsed().as_secs_f64()

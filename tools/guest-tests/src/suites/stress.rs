@@ -43,17 +43,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
 /// The suite runs on ext4 (scratch `../ext4`) where available: its inodes
 /// are really evicted by drop_caches, tmpfs's are not.
 fn tree(env: &Env) -> Tree {
-    let ext4 = env.scratch.parent().map(|p| p.join("ext4"));
-    match ext4 {
-        Some(d) if d.join("lost+found").exists() => Tree::new(
-            &Env {
-                scratch: d,
-                ..env.clone()
-            },
-            "stress",
-        ),
-        _ => Tree::new(env, "stress"),
-    }
+    Tree::on_ext4(env, "stress").unwrap_or_else(|_| Tree::new(env, "stress"))
 }
 
 fn host_prepares_and_marks(env: &Env) -> Outcome {
