@@ -45,7 +45,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     ioctls_outside_the_whitelist_are_enotty,
     mark_credentials_do_not_reach_unmapped_files,
     malformed_acls_and_capabilities_are_einval,
-    option_fuzzer_always_answers_with_an_errno,
+    option_fuzzer_answers_with_an_errno_and_a_log_message,
     cve_2019_15791_repeated_failing_lookups_and_vanishing_entries,
     cve_2019_15792_shiftfs_and_other_files_mixed,
     cve_2019_15793_operations_failing_midway,
@@ -1210,7 +1210,7 @@ fn fuzz_options(seed: u64, rounds: usize, paths: &[PathBuf]) -> Result<String, S
     ))
 }
 
-fn option_fuzzer_always_answers_with_an_errno(env: &Env) -> Outcome {
+fn option_fuzzer_answers_with_an_errno_and_a_log_message(env: &Env) -> Outcome {
     let tree = tree(env);
     let seed = rel::seed();
     let rounds = iterations(400);
