@@ -48,6 +48,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     shifted_tmpfs,
     raw_ext4,
     shifted_ext4,
+    link_limit_is_the_real_filesystems,
     host_unmarks,
     unload,
 ];
@@ -442,6 +443,58 @@ fn suspects(fs: &str, config: &str) -> Result<Vec<String>, String> {
 
 fn shifted_ext4(env: &Env) -> Outcome {
     shifted(env, Tree::on_ext4(env, "pjd")?, "ext4", "shifted-ext4")
+}
+
+/// What pjdfstest's `link::link_count_max` would check, which it skips on
+/// a shifting mount (see tools/pjdfstest/expected-differences.txt): a file
+/// can be linked up to the real filesystem's limit (pathconf on the real
+/// directory, 65,000 on ext4) through the mount, and one more is EMLINK.
+/// Long run only, for the time the links take.
+fn link_limit_is_the_real_filesystems(env: &Env) -> Outcome {
+    if !rel::long() {
+        rel::info("conformance: link limit: long run only (SHIFTFS_STRESS=long)");
+        return Ok(());
+    }
+    let tree = Tree::on_ext4(env, "pjd")?;
+    let max = nix::unistd::pathconf(&tree.real, nix::unistd::PathconfVar::LINK_MAX)
+        .ctx("pathconf")?
+        .ok_or("no LINK_MAX on the real ext4")?;
+    ensure!(max == 65_000, "ext4's LINK_MAX is {max}");
+    let dir = tree.real.join("links");
+    std::fs::create_dir(&dir).ctx("mkdir")?;
+    std::os::unix::fs::chown(&dir, Some(1000), Some(1000)).ctx("chown")?;
+    let res = tree.in_shifted(|t| {
+        crate::fixture::become_id(1000)?;
+        let d = t.join("links");
+        std::fs::write(d.join("f"), b"linked").ctx("create")?;
+        for i in 1..max {
+            rustix::fs::link(d.join("f"), d.join(format!("l{i}")))
+                .ctx(&format!("link {i} of {max}"))?;
+        }
+        let st = rustix::fs::stat(d.join("f")).ctx("stat")?;
+        ensure!(
+            st.st_nlink as i64 == max,
+            "nlink {} through the mount",
+            st.st_nlink
+        );
+        ensure!(
+            rustix::fs::link(d.join("f"), d.join("over")).err() == Some(rustix::io::Errno::MLINK),
+            "link number {} is not EMLINK",
+            max + 1
+        );
+        Ok(())
+    });
+    let nlink = std::fs::metadata(dir.join("f")).map(|m| std::os::unix::fs::MetadataExt::nlink(&m));
+    std::fs::remove_dir_all(&dir).ctx("remove the links")?;
+    res?;
+    ensure!(
+        nlink.as_ref().ok() == Some(&(max as u64)),
+        "nlink on disk: {nlink:?}"
+    );
+    rel::info(&format!(
+        "conformance: {max} links through the mount, then EMLINK"
+    ));
+    Ok(())
 }
 
 fn shifted_tmpfs(env: &Env) -> Outcome {
