@@ -111,6 +111,72 @@ pub fn scratch_ext4(env: &Env) -> Result<PathBuf, String> {
     Ok(d)
 }
 
+/// Every way of changing the tree at `t` fails with `want`: creating a
+/// file, a directory, a symlink; and to the existing `file`: unlink,
+/// rename, open for writing, chmod, truncate, setxattr.
+pub fn every_change_fails(t: &Path, file: &str, want: rustix::io::Errno) -> Outcome {
+    use rustix::fs::{self as rfs, Mode, OFlags, XattrFlags};
+    let f = t.join(file);
+    let changes: [(&str, Result<(), rustix::io::Errno>); 9] = [
+        (
+            "create",
+            rfs::open(
+                t.join("new"),
+                OFlags::CREATE | OFlags::WRONLY,
+                Mode::from_raw_mode(0o644),
+            )
+            .map(drop),
+        ),
+        (
+            "mkdir",
+            rfs::mkdir(t.join("newdir"), Mode::from_raw_mode(0o755)),
+        ),
+        ("symlink", rfs::symlink("x", t.join("newlink"))),
+        ("unlink", rfs::unlink(&f)),
+        ("rename", rfs::rename(&f, t.join("moved"))),
+        (
+            "open for writing",
+            rfs::open(&f, OFlags::WRONLY, Mode::empty()).map(drop),
+        ),
+        ("chmod", rfs::chmod(&f, Mode::from_raw_mode(0o600))),
+        ("truncate", crate::suites::reliability::truncate(&f, 0)),
+        (
+            "setxattr",
+            rfs::setxattr(&f, "user.x", b"x", XattrFlags::empty()),
+        ),
+    ];
+    for (what, r) in changes {
+        crate::ensure_eq!(r.err(), Some(want), what);
+    }
+    Ok(())
+}
+
+/// Calls `f(path, relative path, lstat)` for every entry under `root`,
+/// depth first, each directory's entries in name order.
+pub fn walk(
+    root: &Path,
+    mut f: impl FnMut(&Path, &Path, &std::fs::Metadata) -> Outcome,
+) -> Outcome {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .ctx(&format!("readdir {}", dir.display()))?
+            .collect::<Result<_, _>>()
+            .ctx("readdir")?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("under root");
+            let md = std::fs::symlink_metadata(&p).ctx(&format!("lstat {}", rel.display()))?;
+            f(&p, rel, &md)?;
+            if md.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Makes the calling process (in a container) its uid and gid `id`.
 pub fn become_id(id: u32) -> Outcome {
     let (u, g) = (

@@ -8,13 +8,13 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{become_id, load, unload, Tree},
+    fixture::{become_id, every_change_fails, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
 };
 use rustix::{
-    fs::{self as rfs, Mode, OFlags, XattrFlags},
+    fs::{self as rfs, Mode, OFlags},
     io::Errno,
     mount::{mount, mount_remount, unmount, MountFlags, UnmountFlags},
 };
@@ -54,41 +54,9 @@ fn drop_tmpfs(env: &Env, name: &str, tree: &Tree) -> Outcome {
     unmount(env.scratch.join(name), UnmountFlags::DETACH).ctx("umount tmpfs")
 }
 
-/// Every way the container might change the tree, each expected to fail
-/// with `want`.
+/// Every change fails with `want`, and the file keeps its content.
 fn all_changes_fail(t: &Path, want: Errno) -> Outcome {
-    let ck = |what: &str, r: Result<(), Errno>| -> Outcome {
-        ensure_eq!(r.err(), Some(want), what);
-        Ok(())
-    };
-    ck(
-        "create",
-        rfs::open(
-            t.join("new"),
-            OFlags::CREATE | OFlags::WRONLY,
-            Mode::from_raw_mode(0o644),
-        )
-        .map(drop),
-    )?;
-    ck(
-        "mkdir",
-        rfs::mkdir(t.join("newdir"), Mode::from_raw_mode(0o755)),
-    )?;
-    ck("symlink", rfs::symlink("x", t.join("newlink")))?;
-    ck("unlink", rfs::unlink(t.join("file")))?;
-    ck("rename", rfs::rename(t.join("file"), t.join("moved")))?;
-    ck(
-        "open for writing",
-        rfs::open(t.join("file"), OFlags::WRONLY, Mode::empty()).map(drop),
-    )?;
-    ck(
-        "chmod",
-        rfs::chmod(t.join("file"), Mode::from_raw_mode(0o600)),
-    )?;
-    ck(
-        "setxattr",
-        rfs::setxattr(t.join("file"), "user.x", b"x", XattrFlags::empty()),
-    )?;
+    every_change_fails(t, "file", want)?;
     ensure_eq!(
         std::fs::read(t.join("file")).ctx("read")?,
         b"kept",

@@ -16,7 +16,7 @@
 use super::reliability::{self as rel, Ext4, Rng, Sysctls};
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{become_id, load, unload, Tree},
+    fixture::{become_id, every_change_fails, load, unload, Tree},
     harness::{Context, Outcome},
     sys::FS_NAME,
     tests, Env,
@@ -182,40 +182,6 @@ fn enospc_mid_workload_keeps_what_was_fsynced(env: &Env) -> Outcome {
     Ok(())
 }
 
-/// Every way of changing the tree fails with EROFS; reads work.
-fn writes_are_erofs(t: &Path) -> Outcome {
-    let ck = |what: &str, r: Result<(), Errno>| -> Outcome {
-        ensure_eq!(r.err(), Some(Errno::ROFS), what);
-        Ok(())
-    };
-    ck(
-        "create",
-        rfs::open(
-            t.join("new"),
-            OFlags::CREATE | OFlags::WRONLY,
-            Mode::from_raw_mode(0o644),
-        )
-        .map(drop),
-    )?;
-    ck(
-        "open for writing",
-        rfs::open(t.join("a"), OFlags::WRONLY, Mode::empty()).map(drop),
-    )?;
-    ck(
-        "mkdir",
-        rfs::mkdir(t.join("nd"), Mode::from_raw_mode(0o755)),
-    )?;
-    ck("unlink", rfs::unlink(t.join("a")))?;
-    ck("rename", rfs::rename(t.join("a"), t.join("b2")))?;
-    ck("chmod", rfs::chmod(t.join("a"), Mode::from_raw_mode(0o600)))?;
-    ck("truncate", rel::truncate(&t.join("a"), 0))?;
-    ck(
-        "setxattr",
-        rfs::setxattr(t.join("a"), "user.y", b"y", XattrFlags::empty()),
-    )?;
-    Ok(())
-}
-
 fn read_only_remount_under_a_live_mount(env: &Env) -> Outcome {
     let base = env.scratch.join("faults-ro");
     std::fs::create_dir_all(&base).ctx("mkdir")?;
@@ -255,7 +221,7 @@ fn read_only_remount_under_a_live_mount(env: &Env) -> Outcome {
                 b"beforeduring",
                 "fsync'ed bytes"
             );
-            writes_are_erofs(t)?;
+            every_change_fails(t, "a", Errno::ROFS)?;
             // Host: remount read-write.
             turn.pass()?;
             std::fs::write(t.join("after"), b"after").ctx("write after rw remount")?;

@@ -15,7 +15,7 @@
 use super::reliability::{self as rel, Rng};
 use crate::{
     ensure,
-    fixture::{load, unload, Tree},
+    fixture::{load, unload, walk, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -331,59 +331,45 @@ type Listing = BTreeMap<String, String>;
 fn listing(root: &Path) -> Result<Listing, String> {
     let mut out = Listing::new();
     let mut groups: BTreeMap<u64, String> = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .ctx(&format!("readdir {}", dir.display()))?
-            .collect::<Result<_, _>>()
-            .ctx("readdir")?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            let rel = p
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string();
-            let md = std::fs::symlink_metadata(&p).ctx(&format!("lstat {rel}"))?;
-            let (data, size) = if md.is_dir() {
-                stack.push(p.clone());
-                (0, 0)
-            } else if md.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).ctx("readlink")?;
-                (rel::digest(t.as_os_str().as_encoded_bytes()), md.size())
-            } else {
-                (
-                    rel::digest(&std::fs::read(&p).ctx(&format!("read {rel}"))?),
-                    md.size(),
-                )
-            };
-            let group = groups
-                .entry(md.ino())
-                .or_insert_with(|| rel.clone())
-                .clone();
-            let mut xattrs = Vec::new();
-            if !md.file_type().is_symlink() {
-                for name in XATTRS {
-                    let mut buf = [0u8; 128];
-                    if let Ok(n) = rfs::lgetxattr(&p, name, &mut buf) {
-                        xattrs.push(format!("{name}={:x}", rel::digest(&buf[..n])));
-                    }
+    walk(root, |p, rel, md| {
+        let rel = rel.display().to_string();
+        let (data, size) = if md.is_dir() {
+            (0, 0)
+        } else if md.file_type().is_symlink() {
+            let t = std::fs::read_link(p).ctx("readlink")?;
+            (rel::digest(t.as_os_str().as_encoded_bytes()), md.size())
+        } else {
+            (
+                rel::digest(&std::fs::read(p).ctx(&format!("read {rel}"))?),
+                md.size(),
+            )
+        };
+        let group = groups
+            .entry(md.ino())
+            .or_insert_with(|| rel.clone())
+            .clone();
+        let mut xattrs = Vec::new();
+        if !md.file_type().is_symlink() {
+            for name in XATTRS {
+                let mut buf = [0u8; 128];
+                if let Ok(n) = rfs::lgetxattr(p, name, &mut buf) {
+                    xattrs.push(format!("{name}={:x}", rel::digest(&buf[..n])));
                 }
             }
-            let nlink = if md.is_dir() { 0 } else { md.nlink() };
-            let mtime = if md.is_file() { md.mtime() } else { 0 };
-            out.insert(
-                rel,
-                format!(
-                    "mode {:o} owner {}:{} size {size} nlink {nlink} mtime {mtime} group {group} data {data:x} xattrs {xattrs:?}",
-                    md.mode(),
-                    md.uid(),
-                    md.gid(),
-                ),
-            );
         }
-    }
+        let nlink = if md.is_dir() { 0 } else { md.nlink() };
+        let mtime = if md.is_file() { md.mtime() } else { 0 };
+        out.insert(
+            rel,
+            format!(
+                "mode {:o} owner {}:{} size {size} nlink {nlink} mtime {mtime} group {group} data {data:x} xattrs {xattrs:?}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+            ),
+        );
+        Ok(())
+    })?;
     Ok(out)
 }
 

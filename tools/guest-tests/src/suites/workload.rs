@@ -6,7 +6,7 @@
 
 use crate::{
     ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{load, unload, walk, Tree},
     harness::{Context, Outcome},
     tests, Env,
 };
@@ -104,35 +104,27 @@ type Listing = BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>, PathBuf)>;
 fn listing(root: &Path) -> Result<Listing, String> {
     let mut out = Listing::new();
     let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .ctx(&format!("readdir {}", dir.display()))?
-            .collect::<Result<_, _>>()
-            .ctx("readdir")?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            let rel = p.strip_prefix(root).expect("under root").to_path_buf();
-            let md = std::fs::symlink_metadata(&p).ctx("lstat")?;
-            let data = if md.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else if md.file_type().is_symlink() {
-                std::fs::read_link(&p)
-                    .ctx("readlink")?
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else {
-                std::fs::read(&p).ctx("read")?
-            };
-            let group = inodes
-                .entry(md.ino())
-                .or_insert_with(|| rel.clone())
-                .clone();
-            out.insert(rel, (md.mode(), md.uid(), md.gid(), data, group));
-        }
-    }
+    walk(root, |p, rel, md| {
+        let data = if md.is_dir() {
+            Vec::new()
+        } else if md.file_type().is_symlink() {
+            std::fs::read_link(p)
+                .ctx("readlink")?
+                .into_os_string()
+                .into_encoded_bytes()
+        } else {
+            std::fs::read(p).ctx("read")?
+        };
+        let group = inodes
+            .entry(md.ino())
+            .or_insert_with(|| rel.to_path_buf())
+            .clone();
+        out.insert(
+            rel.to_path_buf(),
+            (md.mode(), md.uid(), md.gid(), data, group),
+        );
+        Ok(())
+    })?;
     Ok(out)
 }
 
