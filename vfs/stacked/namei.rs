@@ -226,14 +226,16 @@ unsafe fn remove_entry<T: FileSystem>(
 ) -> Result {
     // SAFETY: per the contract.
     unsafe { in_real_dir::<T>(dir, d, remove) }?;
-    // SAFETY: the VFS holds `dir`'s lock and the victim's; `d` is positive.
-    // Unhashed, `d` goes away with its last user instead of staying as a
-    // negative dentry that still holds the removed real dentry, and with
-    // it the real inode and its blocks (the real dentry is unhashed, not
-    // made negative, as it had more than one user during the removal).
+    // SAFETY: the VFS holds `dir`'s lock and the victim's; `d` is positive
+    // and referenced by the caller, and `d_drop` takes its own `d_lock`.
     unsafe {
         refresh_inode::<T>(dir);
         refresh_inode::<T>((*d).d_inode);
+        // Unhashed, `d` goes away with its last user instead of staying as
+        // a negative dentry that still holds the removed real dentry, and
+        // with it the real inode and its blocks (the real dentry is
+        // unhashed, not made negative: it had more than one user during
+        // the removal).
         bindings::d_drop(d);
     }
     Ok(())
