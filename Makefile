@@ -22,14 +22,27 @@ kmake = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) \
 
 all: modules
 
+# The kernel build of the last build here (as Kbuild's `shiftfs-kbuild`
+# computes it). Objects of one kernel build must never be linked for
+# another: Kbuild keys our own objects by it, but the kernel's module stubs
+# (*.mod.o, with `struct module`) are rebuilt only when their source or
+# command line changes, so a switch cleans first.
+kbuild_id = $(shell { cd $(KDIR) && pwd -P && cat include/config/kernel.release \
+	include/config/auto.conf; } 2>/dev/null | sha256sum | cut -c1-16)
+
 modules:
 	@test -f $(KDIR)/Makefile || { \
 		echo "shiftfs: no kernel build in $(KDIR): run tools/kernel-build or set KDIR" >&2; \
 		exit 1; }
+	@id=$(kbuild_id); if [ "$$(cat .kbuild-id 2>/dev/null)" != "$$id" ]; then \
+		[ ! -f .kbuild-id ] || echo "shiftfs: another kernel build ($(KDIR)): cleaning first"; \
+		$(kmake) -s clean && echo "$$id" >.kbuild-id; \
+	fi
 	$(kmake) modules
 
 clean:
 	$(kmake) clean
+	rm -f .kbuild-id
 
 # The kernel's own `make M=... rust-analyzer` cannot find rust/Makefile when
 # the kernel was built with O= (as ours is), so call its generator directly
