@@ -2,65 +2,113 @@
 
 //! Credential override: every call into the real filesystem runs with the
 //! mark creator's credentials (recorded at mark time, without
-//! CAP_SYS_RESOURCE), with fsuid and fsgid shifted down from the caller's,
-//! through one guard that reverts on drop (`FileSystem::enter`, made of
-//! [`creds`]).
+//! CAP_SYS_RESOURCE), with fsuid and fsgid shifted down from the caller's.
 //!
-//! Call points (all in `vfs/stacked.rs` and `vfs/stacked/` unless noted):
-//! - `lookup`: `lookup_one_len_unlocked()` in the real parent;
-//! - `getattr`: `vfs_getattr()` on the real path;
-//! - `get_link`: `vfs_get_link()` on the real dentry;
-//! - directory `open`: `dentry_open()` of the real directory (the real file
-//!   keeps these credentials for its lifetime);
-//! - `iterate_shared`: `iterate_dir()` on the real directory;
-//! - `permission`: `inode_permission()` of the real inode, after the check
-//!   of the shiftfs inode with the caller's own credentials;
-//! - `setattr`: `notify_change()` on the real dentry;
-//! - namespace operations (`namei.rs`): `vfs_create()`, `vfs_mkdir()`,
-//!   `vfs_mknod()`, `vfs_symlink()`, `vfs_link()`, `vfs_unlink()`,
-//!   `vfs_rmdir()`, `vfs_rename()` in the real directories, and
-//!   `backing_tmpfile_open()`; a device node's CAP_MKNOD is checked before,
-//!   with the caller's credentials;
-//! - xattrs and ACLs (`xattr.rs`): `vfs_getxattr()`, `vfs_setxattr()`,
-//!   `vfs_removexattr()`, `vfs_listxattr()`, `vfs_get_acl()`,
-//!   `get_inode_acl()`, `vfs_set_acl()`, `vfs_remove_acl()`,
-//!   `vfs_fileattr_get()`, `vfs_fileattr_set()`;
-//! - file `open`: `backing_file_open()`, which keeps these credentials in
-//!   the real file; `read_iter`, `write_iter`, `splice_read`,
-//!   `splice_write` and `mmap` go through the backing-file helpers with
-//!   them, and `fsync`, `fallocate`, `fadvise`, `copy_file_range` and
-//!   `remap_file_range` (`file.rs`) run with them too.
+//! The calls get them from here, as a guard that reverts on drop:
+//! - [`enter`]: lookups, getattr, get_link, readdir, permission,
+//!   xattr/ACL reads, file attributes;
+//! - [`enter_made`]: permission in an RCU walk, where nothing may sleep;
+//! - [`enter_to_write`]: every change (namespace operations, setattr,
+//!   xattrs and ACLs, file attributes), with write access to the real
+//!   mount;
+//! - [`creds`]: opening real files and directories, which keep them for
+//!   their lifetime (I/O through the backing-file helpers then runs with
+//!   them);
+//! - [`enter_as_opener`]: what runs on an open real file (fsync,
+//!   fallocate, fadvise, copy and remap), with the credentials it was
+//!   opened with.
 //!
 //! Not overridden: `statfs` (`vfs_statfs()` reads no file), `llseek` of the
 //! real directory file, and dropping references.
 
 use crate::{
     shift::Shift,
-    super_::SbInfo,
+    superblock::Shiftfs,
     vfs::{
-        cred::{current_fsids, Credential},
+        cred::{current_fsids, Credential, Override, OverrideCurrent},
         errno::eoverflow,
+        file::File,
+        path::WriteAccess,
         super_block::SuperBlock,
         user_ns::{Kgid, Kuid},
+        ARef, Real,
     },
 };
-use kernel::{prelude::*, types::ARef};
+use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
-/// The credentials for calls into the real filesystem of `sb` on behalf of
-/// the calling task, if they were made already (in an RCU path walk nothing
-/// may sleep, so nothing is made there).
-pub(crate) fn made_creds(_sb: &SuperBlock, info: &SbInfo) -> Option<ARef<Credential>> {
-    info.creator.get_made(current_fsids())
+/// How many fsuid/fsgid variants of the creator's credentials are kept.
+const VARIANTS: usize = 8;
+
+/// The kept variants; the next to be replaced is `next`.
+#[derive(Default)]
+struct Variants {
+    next: usize,
+    entries: [Option<(Kuid, Kgid, ARef<Credential>)>; VARIANTS],
+}
+
+/// The mark creator's credentials and their copies with other fsuid/fsgid,
+/// made once per caller's ids and kept, so that calls on behalf of the same
+/// caller ids do not allocate.
+#[pin_data]
+pub(crate) struct CreatorCreds {
+    base: ARef<Credential>,
+    #[pin]
+    variants: SpinLock<Variants>,
+}
+
+impl CreatorCreds {
+    pub(crate) fn new(base: ARef<Credential>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            base,
+            variants <- new_spinlock!(Variants::default(), "shiftfs_creator_creds"),
+        })
+    }
+
+    /// The creator's own credentials, which the variants are made from.
+    pub(crate) fn base(&self) -> &ARef<Credential> {
+        &self.base
+    }
+
+    /// The variant kept for `key` (the caller's own fsuid and fsgid), if
+    /// it was made already: never sleeps (for RCU path walks).
+    fn get_made(&self, key: (Kuid, Kgid)) -> Option<ARef<Credential>> {
+        let v = self.variants.lock();
+        v.entries
+            .iter()
+            .flatten()
+            .find(|(u, g, _)| (*u, *g) == key)
+            .map(|(_, _, c)| c.clone())
+    }
+
+    /// The variant for `key` (the caller's own fsuid and fsgid): the base
+    /// credentials with the filesystem ids `fsids` computes, made and kept
+    /// the first time.
+    fn get(
+        &self,
+        key: (Kuid, Kgid),
+        fsids: impl FnOnce() -> Result<(Kuid, Kgid)>,
+    ) -> Result<ARef<Credential>> {
+        if let Some(c) = self.get_made(key) {
+            return Ok(c);
+        }
+        let (fsuid, fsgid) = fsids()?;
+        // Made without the lock held: `prepare_creds()` may sleep. Two
+        // callers racing here both insert; the older copy ages out.
+        let new = self.base.with_fsids(fsuid, fsgid)?;
+        let mut v = self.variants.lock();
+        let i = v.next;
+        v.next = (i + 1) % VARIANTS;
+        // A replaced variant is freed after an RCU grace period
+        // (`put_cred()`), which is allowed under a spinlock.
+        v.entries[i] = Some((key.0, key.1, new.clone()));
+        Ok(new)
+    }
 }
 
 /// `fsids`, the caller's fsuid and fsgid, shifted down to the real
 /// filesystem's (EOVERFLOW if it cannot hold them).
-fn shifted_fsids(sb: &SuperBlock, info: &SbInfo, fsids: (Kuid, Kgid)) -> Result<(Kuid, Kgid)> {
-    let shift = Shift {
-        real: info.real.super_block().user_ns(),
-        shifted: sb.user_ns(),
-    };
-    let (fsuid, fsgid) = fsids;
+fn shifted_fsids(sb: &SuperBlock<Shiftfs>, (fsuid, fsgid): (Kuid, Kgid)) -> Result<(Kuid, Kgid)> {
+    let shift = Shift::of(sb);
     Ok((
         shift.uid_down(fsuid).ok_or_else(eoverflow)?,
         shift.gid_down(fsgid).ok_or_else(eoverflow)?,
@@ -69,10 +117,115 @@ fn shifted_fsids(sb: &SuperBlock, info: &SbInfo, fsids: (Kuid, Kgid)) -> Result<
 
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task.
-///
-/// The variants are kept by the caller's own ids: the shift of one
-/// superblock never changes, so it is computed once per variant.
-pub(crate) fn creds(sb: &SuperBlock, info: &SbInfo) -> Result<ARef<Credential>> {
+pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {
     let key = current_fsids();
-    info.creator.get(key, || shifted_fsids(sb, info, key))
+    sb.info().creds.get(key, || shifted_fsids(sb, key))
+}
+
+/// Runs the calling task with [`creds`] until the guard is dropped.
+pub(crate) fn enter(sb: &SuperBlock<Shiftfs>) -> Result<Override> {
+    Ok(creds(sb)?.override_current())
+}
+
+/// [`enter`] with credentials made already for the caller's ids, if they
+/// were: in an RCU walk nothing may sleep, so nothing is made there.
+pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override> {
+    let made = sb.info().creds.get_made(current_fsids())?;
+    Some(made.override_current())
+}
+
+/// For a change of the real filesystem: [`enter`], and write access to the
+/// real mount; both end with the guard.
+pub(crate) struct Writing<'a> {
+    // Fields drop in order: write access goes before the credentials.
+    _write: WriteAccess<'a>,
+    _creds: Override,
+}
+
+/// [`enter`] and write access to the real mount of `sb`.
+pub(crate) fn enter_to_write(sb: &SuperBlock<Shiftfs>) -> Result<Writing<'_>> {
+    let creds = enter(sb)?;
+    let write = sb.info().real.mount().want_write()?;
+    Ok(Writing {
+        _write: write,
+        _creds: creds,
+    })
+}
+
+/// Runs the calling task with the credentials `real` was opened with until
+/// the guard is dropped.
+pub(crate) fn enter_as_opener(real: &File<Real>) -> Override {
+    ARef::from(real.cred()).override_current()
+}
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::*;
+    use crate::{
+        kunit_expect, kunit_expect_eq, kunit_suite,
+        vfs::{cred::Capability, kunit::Test},
+    };
+
+    fn cache() -> Pin<KBox<CreatorCreds>> {
+        let base = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
+        KBox::pin_init(CreatorCreds::new(base), GFP_KERNEL).expect("cache")
+    }
+
+    fn ids(n: u32) -> (Kuid, Kgid) {
+        (Kuid(n), Kgid(n))
+    }
+
+    fn nothing_is_made_before_it_is_asked_for(t: &mut Test) {
+        kunit_expect!(t, cache().get_made(ids(0)).is_none());
+    }
+
+    fn a_variant_is_made_once_and_kept(t: &mut Test) {
+        let c = cache();
+        let a = c.get(ids(0), || Ok(ids(100_000))).expect("get");
+        let made = c.get_made(ids(0)).expect("kept");
+        kunit_expect!(t, core::ptr::eq(&*a, &*made));
+        // Asked again, the shift is not computed again.
+        let b = c.get(ids(0), || Err(EINVAL)).expect("kept");
+        kunit_expect!(t, core::ptr::eq(&*a, &*b));
+    }
+
+    fn a_refused_shift_makes_nothing(t: &mut Test) {
+        let c = cache();
+        kunit_expect_eq!(
+            t,
+            c.get(ids(5), || Err(eoverflow())).err(),
+            Some(eoverflow())
+        );
+        kunit_expect!(t, c.get_made(ids(5)).is_none());
+    }
+
+    fn the_oldest_variant_ages_out(t: &mut Test) {
+        let c = cache();
+        for n in 0..=VARIANTS as u32 {
+            c.get(ids(n), || Ok(ids(n))).expect("get");
+        }
+        kunit_expect!(t, c.get_made(ids(0)).is_none());
+        for n in 1..=VARIANTS as u32 {
+            kunit_expect!(t, c.get_made(ids(n)).is_some(), "variant {n} was dropped");
+        }
+    }
+
+    fn variants_keep_the_base_capabilities(t: &mut Test) {
+        let c = cache();
+        let v = c.get(ids(1000), || Ok(ids(101_000))).expect("get");
+        kunit_expect!(t, !v.has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, v.has_effective(Capability::SYS_ADMIN));
+        kunit_expect!(t, !c.base().has_effective(Capability::SYS_RESOURCE));
+    }
+
+    kunit_suite!(
+        "shiftfs_creator_creds",
+        [
+            nothing_is_made_before_it_is_asked_for,
+            a_variant_is_made_once_and_kept,
+            a_refused_shift_makes_nothing,
+            the_oldest_variant_ages_out,
+            variants_keep_the_base_capabilities,
+        ]
+    );
 }

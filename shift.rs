@@ -9,7 +9,15 @@
 //! the invalid id (stat then shows the overflow id, 65534); one that cannot
 //! be written down is refused.
 
-use crate::vfs::user_ns::{Kgid, Kuid, UserNamespace};
+use crate::{
+    superblock::Shiftfs,
+    vfs::{
+        inode::Inode,
+        super_block::SuperBlock,
+        user_ns::{Kgid, Kuid, UserNamespace},
+        Real,
+    },
+};
 
 /// Shifting between a real superblock's user namespace and a shiftfs
 /// superblock's.
@@ -21,7 +29,22 @@ pub(crate) struct Shift<'a> {
     pub(crate) shifted: &'a UserNamespace,
 }
 
-impl Shift<'_> {
+impl<'a> Shift<'a> {
+    /// The shift of shiftfs superblock `sb`: from the user namespace of
+    /// the real filesystem under it (every real object it reaches is on
+    /// that one superblock) to its own, the container's.
+    pub(crate) fn of(sb: &'a SuperBlock<Shiftfs>) -> Self {
+        Shift {
+            real: sb.info().real.super_block().user_ns(),
+            shifted: sb.user_ns(),
+        }
+    }
+
+    /// The owner and group a shiftfs inode shows for `real`.
+    pub(crate) fn owner_up(&self, real: &Inode<Real>) -> (Kuid, Kgid) {
+        (self.uid_up(real.uid()), self.gid_up(real.gid()))
+    }
+
     /// The owner a shiftfs inode shows for a real inode owned by `real`.
     pub(crate) fn uid_up(&self, real: Kuid) -> Kuid {
         self.real

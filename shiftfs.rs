@@ -7,39 +7,54 @@
 //! namespace that owns its mount namespace can then mount a marked path
 //! (`mount -t shiftfs SRC DST`) and sees on-disk ids as its own.
 //! See Documentation/shiftfs.rst.
+//!
+//! The files beside this one are shiftfs's behaviour, in safe Rust; `vfs/`
+//! is the typed layer over the kernel's C API they are written against.
 
 use kernel::prelude::*;
 
+#[deny(unsafe_code)]
 mod cred;
+#[deny(unsafe_code)]
+mod dentry;
+#[deny(unsafe_code)]
+mod file;
+#[deny(unsafe_code)]
 mod inode;
+#[deny(unsafe_code)]
 mod mark;
+#[deny(unsafe_code)]
+mod namei;
+#[deny(unsafe_code)]
+mod readdir;
+#[deny(unsafe_code)]
 mod shift;
+#[deny(unsafe_code)]
 #[path = "super.rs"]
-mod super_;
+mod superblock;
 mod vfs;
-// The capability translation is unit-tested (KUnit) ahead of the xattr
-// handlers of core II that will call it.
-#[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "caps_*: core II"))]
+#[deny(unsafe_code)]
 mod xattr;
 
 module! {
     type: ShiftfsModule,
     name: "shiftfs",
-    author: "shiftfs developers",
     description: "uid/gid shifting stacked filesystem",
     license: "GPL",
+    // `mount -t shiftfs` loads the module (`request_module("fs-shiftfs")`).
+    alias: ["fs-shiftfs"],
 }
 
 /// The `shiftfs` filesystem type, as the VFS sees it.
-static SHIFTFS_TYPE: vfs::fs_type::Type = vfs::fs_type::Type::new::<super_::Shiftfs>();
+static SHIFTFS_TYPE: vfs::fs_type::Type = vfs::fs_type::Type::new::<superblock::Shiftfs>();
 
 struct ShiftfsModule {
-    _registration: vfs::fs_type::Registration<super_::Shiftfs>,
+    _registration: vfs::fs_type::Registration<superblock::Shiftfs>,
 }
 
 impl kernel::Module for ShiftfsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let registration = vfs::fs_type::Registration::new(&SHIFTFS_TYPE, module)?;
+        let registration = vfs::fs_type::Registration::new(module)?;
         pr_info!("registered filesystem type shiftfs\n");
         Ok(Self {
             _registration: registration,

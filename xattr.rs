@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Extended attributes whose values carry ids.
+//! Extended attributes and POSIX ACLs: the handlers, and the translation
+//! of the values that carry ids.
 //!
 //! POSIX ACLs reach a 6.12 filesystem already parsed (`get_acl`/`set_acl`
 //! with a `struct posix_acl`; malformed `system.posix_acl_*` values are
@@ -16,14 +17,185 @@
 //! a capability whose root id is 0 is written as v1/v2, any other as v3.
 
 use crate::{
+    cred, inode,
     shift::Shift,
+    superblock::Shiftfs,
     vfs::{
         acl::{AclId, PosixAcl},
+        cred::Capability,
+        dentry::Dentry,
         errno::{enodata, eoverflow},
+        inode::{Inode, MntIdmap},
         user_ns::{overflow_ids, Kgid, Kuid},
+        xattr::{AclType, XattrOperations},
+        ARef, Real,
     },
 };
-use kernel::{c_str, error::code::EINVAL, prelude::*, str::CStr, types::ARef};
+use core::ffi::CStr;
+use kernel::{
+    error::code::{EINVAL, ENOENT, ERANGE},
+    prelude::*,
+};
+
+/// Room for the values shiftfs translates (file capabilities: 24 bytes).
+const TRANSLATED_MAX: usize = 64;
+
+/// Copies `value` into a caller's buffer (empty: the caller asks for the
+/// size).
+fn copy_out(value: &[u8], buf: &mut [u8]) -> Result<usize> {
+    if buf.is_empty() {
+        return Ok(value.len());
+    }
+    buf.get_mut(..value.len())
+        .ok_or(ERANGE)?
+        .copy_from_slice(value);
+    Ok(value.len())
+}
+
+/// The real names, NUL-terminated.
+fn real_names(real: &Dentry<Real>) -> Result<KVec<u8>> {
+    loop {
+        let want = real.listxattr(&mut [])?;
+        let mut buf = KVec::from_elem(0u8, want, GFP_KERNEL)?;
+        match real.listxattr(&mut buf) {
+            Ok(got) => {
+                let mut names = KVec::with_capacity(got, GFP_KERNEL)?;
+                names.extend_from_slice(&buf[..got], GFP_KERNEL)?;
+                return Ok(names);
+            }
+            // A name was added in between: ask again.
+            Err(e) if e == ERANGE => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[vtable]
+impl XattrOperations for Shiftfs {
+    /// The real inode's value, with ids translated for file capabilities.
+    /// `trusted.*` reaches here only for callers the VFS let through.
+    fn xattr_get(
+        dentry: &Dentry<Self>,
+        _inode: &Inode<Self>,
+        name: &CStr,
+        buf: &mut [u8],
+    ) -> Result<usize> {
+        let (sb, real) = (dentry.super_block(), dentry.real());
+        real.inode().ok_or(ENOENT)?;
+        let _creds = cred::enter(sb)?;
+        if name != CAPS {
+            return real.getxattr(name, buf);
+        }
+        // The stored value, as it is: translation may change its size.
+        let mut stored = [0u8; TRANSLATED_MAX];
+        let n = match real.getxattr_stored(name, &mut stored) {
+            // Longer than any value we translate: malformed.
+            Err(e) if e == ERANGE => return Err(EINVAL),
+            n => n?,
+        };
+        copy_out(&caps_value_up(&stored[..n], &Shift::of(sb))?, buf)
+    }
+
+    /// On the real inode, ids translated for file capabilities (the VFS
+    /// has converted the value for the shiftfs superblock), then shown:
+    /// setting some xattrs changes the mode or ctime.
+    fn xattr_set(
+        dentry: &Dentry<Self>,
+        inode: &Inode<Self>,
+        name: &CStr,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> Result {
+        let (sb, real) = (dentry.super_block(), dentry.real());
+        real.inode().ok_or(ENOENT)?;
+        let translated;
+        let value = match value {
+            Some(v) if name == CAPS => {
+                translated = caps_value_down(v, &Shift::of(sb))?;
+                Some(&translated[..])
+            }
+            v => v,
+        };
+        {
+            let _writing = cred::enter_to_write(sb)?;
+            match value {
+                None => real.removexattr(name)?,
+                Some(v) => real.setxattr(name, v, flags)?,
+            }
+        }
+        inode::refresh(inode);
+        Ok(())
+    }
+
+    /// The real names, without `trusted.*` for callers who could not read
+    /// them (the real filesystem lists them to the creator's credentials).
+    fn listxattr(dentry: &Dentry<Self>, buf: &mut [u8]) -> Result<usize> {
+        // Checked with the caller's own credentials, before the override.
+        let trusted = Capability::SYS_ADMIN.in_init_ns();
+        let names = {
+            let _creds = cred::enter(dentry.super_block())?;
+            real_names(dentry.real())?
+        };
+        let mut shown = KVec::<u8>::with_capacity(names.len(), GFP_KERNEL)?;
+        for name in names.split_inclusive(|&b| b == 0) {
+            if trusted || !name.starts_with(b"trusted.") {
+                shown.extend_from_slice(name, GFP_KERNEL)?;
+            }
+        }
+        copy_out(&shown, buf)
+    }
+
+    /// The real ACL, its named entries shifted up.
+    fn get_acl(
+        _idmap: &MntIdmap,
+        dentry: &Dentry<Self>,
+        ty: AclType,
+    ) -> Result<Option<ARef<PosixAcl>>> {
+        let sb = dentry.super_block();
+        let acl = {
+            let _creds = cred::enter(sb)?;
+            match dentry.real().get_acl(ty) {
+                Err(e) if e == enodata() => return Ok(None),
+                acl => acl?,
+            }
+        };
+        acl.map(|acl| acl_up(&acl, &Shift::of(sb))).transpose()
+    }
+
+    /// The real inode's ACL for permission checks, shifted up.
+    fn get_inode_acl(inode: &Inode<Self>, ty: AclType) -> Result<Option<ARef<PosixAcl>>> {
+        let sb = inode.super_block();
+        let acl = {
+            let _creds = cred::enter(sb)?;
+            inode.real().get_inode_acl(ty)?
+        };
+        acl.map(|acl| acl_up_for_permission(&acl, &Shift::of(sb)))
+            .transpose()
+    }
+
+    /// The ACL with its named entries shifted down (EINVAL for an id the
+    /// real filesystem cannot hold), set on the real inode; then shown:
+    /// setting an access ACL may change the mode.
+    fn set_acl(
+        _idmap: &MntIdmap,
+        dentry: &Dentry<Self>,
+        acl: Option<&PosixAcl>,
+        ty: AclType,
+    ) -> Result {
+        let (sb, real) = (dentry.super_block(), dentry.real());
+        real.inode().ok_or(ENOENT)?;
+        let down = acl.map(|acl| acl_down(acl, &Shift::of(sb))).transpose()?;
+        {
+            let _writing = cred::enter_to_write(sb)?;
+            match &down {
+                None => real.remove_acl(ty)?,
+                Some(acl) => real.set_acl(ty, acl)?,
+            }
+        }
+        inode::refresh(dentry.inode().ok_or(ENOENT)?);
+        Ok(())
+    }
+}
 
 const REVISION_MASK: u32 = 0xff00_0000;
 const REVISION_1: u32 = 0x0100_0000;
@@ -129,7 +301,7 @@ pub(crate) fn caps_down(value: &[u8], map: impl Fn(u32) -> Option<u32>) -> Resul
 }
 
 /// The name of file capabilities.
-pub(crate) const CAPS: &CStr = c_str!("security.capability");
+const CAPS: &CStr = c"security.capability";
 
 /// A capability read from the real filesystem, for shiftfs.
 ///

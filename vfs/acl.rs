@@ -10,11 +10,9 @@ use super::{
     bindings,
     user_ns::{Kgid, Kuid},
 };
+use super::{ARef, AlwaysRefCounted};
 use core::ptr::NonNull;
-use kernel::{
-    prelude::*,
-    types::{ARef, AlwaysRefCounted, Opaque},
-};
+use kernel::{prelude::*, types::Opaque};
 
 /// `ACL_USER`: an entry naming a user.
 pub(crate) const ACL_USER: i16 = bindings::ACL_USER as i16;
@@ -38,7 +36,18 @@ pub(crate) struct AclEntry {
     pub(crate) id: AclId,
 }
 
+/// `ACL_DONT_CACHE` for `i_acl`/`i_default_acl`: the VFS asks
+/// `get_inode_acl` every time instead of caching.
+pub(super) fn dont_cache() -> *mut bindings::posix_acl {
+    usize::MAX.wrapping_sub(2) as *mut bindings::posix_acl
+}
+
 /// A reference-counted POSIX ACL.
+///
+/// # Invariants
+///
+/// The wrapped `struct posix_acl` is live while a reference is held, and
+/// immutable once published (handed to the VFS or received from it).
 #[repr(transparent)]
 pub(crate) struct PosixAcl(Opaque<bindings::posix_acl>);
 
@@ -65,7 +74,7 @@ unsafe impl AlwaysRefCounted for PosixAcl {
 impl PosixAcl {
     /// A new ACL of `count` entries, filled by `fill(i)`.
     fn build(count: usize, mut fill: impl FnMut(usize) -> Result<AclEntry>) -> Result<ARef<Self>> {
-        let n = i32::try_from(count).map_err(|_| kernel::error::code::EINVAL)?;
+        let n = count.try_into().map_err(|_| kernel::error::code::EINVAL)?;
         // SAFETY: `posix_acl_alloc` returns a new ACL with one reference, or NULL.
         let raw = unsafe { bindings::posix_acl_alloc(n, bindings::SHIFTFS_GFP_KERNEL) };
         let raw = NonNull::new(raw).ok_or(kernel::error::code::ENOMEM)?;
@@ -94,7 +103,7 @@ impl PosixAcl {
     /// # Safety
     ///
     /// `ptr` must be NULL or an ACL carrying a reference the caller owns.
-    pub(crate) unsafe fn from_raw_owned(ptr: *mut bindings::posix_acl) -> Option<ARef<Self>> {
+    pub(super) unsafe fn from_raw_owned(ptr: *mut bindings::posix_acl) -> Option<ARef<Self>> {
         // SAFETY: per the contract.
         NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
     }
@@ -104,21 +113,22 @@ impl PosixAcl {
     /// # Safety
     ///
     /// `ptr` must be NULL or a live ACL that stays live for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::posix_acl) -> Option<&'a Self> {
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::posix_acl) -> Option<&'a Self> {
         // SAFETY: `repr(transparent)`; liveness is the caller's promise.
         (!ptr.is_null()).then(|| unsafe { &*ptr.cast::<Self>() })
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::posix_acl {
+    pub(super) fn as_raw(&self) -> *mut bindings::posix_acl {
         self.0.get()
     }
 
     /// Hands the reference over to C.
-    pub(crate) fn into_raw(acl: ARef<Self>) -> *mut bindings::posix_acl {
+    pub(super) fn into_raw(acl: ARef<Self>) -> *mut bindings::posix_acl {
         ARef::into_raw(acl).as_ptr().cast()
     }
 
     /// A new ACL with these entries.
+    #[cfg(shiftfs_kunit)]
     pub(crate) fn from_entries(entries: &[AclEntry]) -> Result<ARef<Self>> {
         Self::build(entries.len(), |i| Ok(entries[i]))
     }
@@ -134,7 +144,7 @@ impl PosixAcl {
     /// The number of entries.
     pub(crate) fn count(&self) -> usize {
         // SAFETY: `a_count` of a live ACL never changes.
-        unsafe { (*self.0.get()).a_count as usize }
+        unsafe { bindings::shiftfs_posix_acl_count(self.0.get()) as usize }
     }
 
     /// Entry `i`; panics if `i >= count()`.
@@ -179,20 +189,45 @@ impl PosixAcl {
     }
 
     /// The value the VFS gives a reader in `ns` (`posix_acl_to_xattr()`).
+    #[cfg(not(shiftfs_kernel_7))]
     pub(crate) fn to_xattr(&self, ns: &super::user_ns::UserNamespace) -> Result<KVec<u8>> {
         // SAFETY: a NULL buffer asks for the size only.
         let size = unsafe {
             bindings::posix_acl_to_xattr(ns.as_raw(), self.0.get(), core::ptr::null_mut(), 0)
         };
         let size = usize::try_from(size).map_err(|_| kernel::error::code::EINVAL)?;
-        let mut out = KVec::<u8>::with_capacity(size, GFP_KERNEL)?;
-        // SAFETY: `out` has room for `size` bytes.
+        let mut out = KVec::from_elem(0u8, size, GFP_KERNEL)?;
+        // SAFETY: `out` holds `size` bytes.
         let n = unsafe {
             bindings::posix_acl_to_xattr(ns.as_raw(), self.0.get(), out.as_mut_ptr().cast(), size)
         };
         kernel::error::to_result(n)?;
-        // SAFETY: `posix_acl_to_xattr` wrote `size` bytes.
-        unsafe { out.set_len(size) };
         Ok(out)
+    }
+
+    /// The value the VFS gives a reader in `ns` (`posix_acl_to_xattr()`,
+    /// which allocates it since 6.19).
+    #[cfg(shiftfs_kernel_7)]
+    pub(crate) fn to_xattr(&self, ns: &super::user_ns::UserNamespace) -> Result<KVec<u8>> {
+        let mut size = 0usize;
+        // SAFETY: `ns` and `self` are live; the result is NULL or a buffer of
+        // `size` bytes that we free below.
+        let buf = unsafe {
+            bindings::posix_acl_to_xattr(
+                ns.as_raw(),
+                self.0.get(),
+                &mut size,
+                bindings::SHIFTFS_GFP_KERNEL,
+            )
+        };
+        let buf = NonNull::new(buf.cast::<u8>()).ok_or(kernel::error::code::ENOMEM)?;
+        // SAFETY: the buffer holds `size` bytes until it is freed below.
+        let value = unsafe { core::slice::from_raw_parts(buf.as_ptr(), size) };
+        let copy = KVec::with_capacity(size, GFP_KERNEL)
+            .and_then(|mut out| out.extend_from_slice(value, GFP_KERNEL).map(|()| out));
+        // SAFETY: allocated by `posix_acl_to_xattr`, freed once, after its
+        // last use.
+        unsafe { bindings::kfree(buf.as_ptr().cast()) };
+        Ok(copy?)
     }
 }

@@ -8,6 +8,8 @@
 
 #![allow(
     clippy::all,
+    clippy::pedantic,
+    clippy::restriction,
     clippy::undocumented_unsafe_blocks,
     dead_code,
     improper_ctypes,

@@ -10,6 +10,7 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/fileattr.h>
+#include <linux/filelock.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/namei.h>
@@ -34,3 +35,5 @@ const unsigned long SHIFTFS_SB_I_NODEV = SB_I_NODEV;
 const unsigned int SHIFTFS_I_NEW = I_NEW;
 const unsigned int SHIFTFS_FMODE_CAN_ODIRECT = FMODE_CAN_ODIRECT;
 const unsigned int SHIFTFS_FMODE_OPENED = FMODE_OPENED;
+const unsigned int SHIFTFS_LOOKUP_FOLLOW = LOOKUP_FOLLOW;
+const unsigned int SHIFTFS_LOOKUP_RCU = LOOKUP_RCU;

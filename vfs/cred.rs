@@ -1,21 +1,51 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Credentials (`struct cred`, cred.h).
+//! Credentials (`struct cred`, cred.h) and capabilities.
 
 use super::{
     bindings,
-    user_ns::{Kgid, Kuid},
+    user_ns::{Kgid, Kuid, UserNamespace},
+    ARef, AlwaysRefCounted,
 };
 use core::ptr::NonNull;
-use kernel::{
-    error::code::ENOMEM,
-    new_spinlock,
-    prelude::*,
-    sync::SpinLock,
-    types::{ARef, AlwaysRefCounted, Opaque},
-};
+use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
+
+/// A capability (`CAP_*`, capability.h).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Capability(u32);
+
+impl Capability {
+    /// `CAP_SYS_ADMIN`.
+    pub(crate) const SYS_ADMIN: Self = Self(bindings::CAP_SYS_ADMIN);
+    /// `CAP_SYS_RESOURCE`: reserved space, quota and limit overrides.
+    pub(crate) const SYS_RESOURCE: Self = Self(bindings::CAP_SYS_RESOURCE);
+    /// `CAP_MKNOD`: making device nodes.
+    pub(crate) const MKNOD: Self = Self(bindings::CAP_MKNOD);
+    /// `CAP_DAC_OVERRIDE`.
+    #[cfg(shiftfs_kunit)]
+    pub(crate) const DAC_OVERRIDE: Self = Self(bindings::CAP_DAC_OVERRIDE);
+
+    /// Whether the calling task has this capability in the initial user
+    /// namespace (`capable()`).
+    pub(crate) fn in_init_ns(self) -> bool {
+        // SAFETY: `capable` only reads the calling task's credentials.
+        unsafe { bindings::capable(self.0 as i32) }
+    }
+
+    /// Whether the calling task has this capability over `ns`
+    /// (`ns_capable()`).
+    pub(crate) fn over(self, ns: &UserNamespace) -> bool {
+        // SAFETY: `ns` is a valid namespace for the duration of the call.
+        unsafe { bindings::ns_capable(ns.as_raw(), self.0 as i32) }
+    }
+}
 
 /// A reference-counted, immutable set of credentials.
+///
+/// # Invariants
+///
+/// The wrapped `struct cred` is published (immutable) and live while a
+/// reference is held.
 #[repr(transparent)]
 pub(crate) struct Credential(Opaque<bindings::cred>);
 
@@ -56,9 +86,13 @@ pub(crate) fn current_fsids() -> (Kuid, Kgid) {
     }
 }
 
-/// Overridden credentials of the calling task; reverted on drop. Not `Send`:
-/// it must be dropped by the task that made it.
+/// Credentials the calling task runs with until the guard is dropped
+/// (`override_creds()`/`revert_creds()`). Not `Send`: it must be dropped by
+/// the task that made it, and overrides are undone in reverse order, which
+/// scoped guards ensure.
 pub(crate) struct Override {
+    /// The credentials in force, kept alive for as long as they are.
+    _cred: ARef<Credential>,
     old: *const bindings::cred,
 }
 
@@ -66,25 +100,28 @@ impl Drop for Override {
     fn drop(&mut self) {
         // SAFETY: `old` is what `override_creds` returned on this task, and
         // overrides are undone in reverse order (guards drop in scope order).
-        unsafe { bindings::revert_creds(self.old) };
+        unsafe { bindings::shiftfs_revert_creds(self.old) };
     }
 }
 
 impl Credential {
     /// A copy of the calling task's credentials without capability `cap` in
     /// any of its sets (`prepare_creds()` and `cap_lower()`).
-    pub(crate) fn current_without_cap(cap: u32) -> Result<ARef<Self>> {
+    pub(crate) fn current_without(cap: Capability) -> Result<ARef<Self>> {
         // SAFETY: `prepare_creds` returns a new, unshared copy or NULL.
         let new = NonNull::new(unsafe { bindings::prepare_creds() }).ok_or(ENOMEM)?;
-        let bit = !(1u64 << cap);
         // SAFETY: the copy is ours alone until it is wrapped below.
         unsafe {
             let c = new.as_ptr();
-            (*c).cap_effective.val &= bit;
-            (*c).cap_permitted.val &= bit;
-            (*c).cap_inheritable.val &= bit;
-            (*c).cap_bset.val &= bit;
-            (*c).cap_ambient.val &= bit;
+            for set in [
+                &raw mut (*c).cap_effective,
+                &raw mut (*c).cap_permitted,
+                &raw mut (*c).cap_inheritable,
+                &raw mut (*c).cap_bset,
+                &raw mut (*c).cap_ambient,
+            ] {
+                bindings::shiftfs_cap_lower(set, cap.0 as i32);
+            }
         }
         // SAFETY: the new credentials carry one reference, now ours.
         Ok(unsafe { ARef::from_raw(new.cast()) })
@@ -96,7 +133,7 @@ impl Credential {
         let new = {
             // `prepare_creds()` copies the task's credentials: make them
             // these, for the copy only.
-            let _as = self.override_current();
+            let _as = ARef::from(self).override_current();
             // SAFETY: returns a new, unshared copy or NULL.
             NonNull::new(unsafe { bindings::prepare_creds() }).ok_or(ENOMEM)?
         };
@@ -109,92 +146,31 @@ impl Credential {
         Ok(unsafe { ARef::from_raw(new.cast()) })
     }
 
-    /// Makes these the calling task's credentials until the guard is
-    /// dropped (`override_creds()`/`revert_creds()`).
-    pub(crate) fn override_current(&self) -> Override {
-        // SAFETY: `override_creds` takes its own reference to `self`, which
-        // `revert_creds` drops.
-        let old = unsafe { bindings::override_creds(self.0.get()) };
-        Override { old }
-    }
-
-    pub(crate) fn as_raw(&self) -> *const bindings::cred {
+    pub(super) fn as_raw(&self) -> *const bindings::cred {
         self.0.get()
     }
 
     /// Whether `cap` is in the effective set.
     #[cfg(shiftfs_kunit)]
-    pub(crate) fn has_effective_cap(&self, cap: u32) -> bool {
+    pub(crate) fn has_effective(&self, cap: Capability) -> bool {
         // SAFETY: published credentials are immutable.
-        unsafe { (*self.0.get()).cap_effective.val & (1u64 << cap) != 0 }
+        unsafe { bindings::shiftfs_cap_raised(&(*self.0.get()).cap_effective, cap.0 as i32) }
     }
 }
 
-/// How many fsuid/fsgid variants of a credential [`FsidCache`] keeps.
-const FSID_SLOTS: usize = 8;
-
-/// The kept variants, most recently made first to be replaced last.
-#[derive(Default)]
-struct Slots {
-    next: usize,
-    entries: [Option<(Kuid, Kgid, ARef<Credential>)>; FSID_SLOTS],
+/// Overriding with counted credentials.
+pub(crate) trait OverrideCurrent {
+    /// Makes these the calling task's credentials until the guard is
+    /// dropped.
+    fn override_current(self) -> Override;
 }
 
-/// A credential and its copies with other fsuid/fsgid, made once and kept,
-/// so that calls on behalf of the same caller ids do not allocate.
-#[pin_data]
-pub(crate) struct FsidCache {
-    base: ARef<Credential>,
-    #[pin]
-    slots: SpinLock<Slots>,
-}
-
-impl FsidCache {
-    pub(crate) fn new(base: ARef<Credential>) -> impl PinInit<Self> {
-        pin_init!(Self {
-            base,
-            slots <- new_spinlock!(Slots::default(), "shiftfs_fsid_cache"),
-        })
-    }
-
-    /// The credential the variants are made from.
-    pub(crate) fn base(&self) -> &ARef<Credential> {
-        &self.base
-    }
-
-    /// The variant kept for `key` (the caller's own fsuid and fsgid), if
-    /// it was made already: never sleeps (for RCU path walks).
-    pub(crate) fn get_made(&self, key: (Kuid, Kgid)) -> Option<ARef<Credential>> {
-        let s = self.slots.lock();
-        s.entries
-            .iter()
-            .flatten()
-            .find(|(u, g, _)| (*u, *g) == key)
-            .map(|(_, _, c)| c.clone())
-    }
-
-    /// The variant for `key` (the caller's own fsuid and fsgid): the base
-    /// credential with the filesystem ids `fsids` computes, made and kept
-    /// the first time.
-    pub(crate) fn get(
-        &self,
-        key: (Kuid, Kgid),
-        fsids: impl FnOnce() -> Result<(Kuid, Kgid)>,
-    ) -> Result<ARef<Credential>> {
-        if let Some(c) = self.get_made(key) {
-            return Ok(c);
-        }
-        let (fsuid, fsgid) = fsids()?;
-        // Made without the lock held: `prepare_creds()` may sleep. Two
-        // callers racing here both insert; the older copy ages out.
-        let new = self.base.with_fsids(fsuid, fsgid)?;
-        let mut s = self.slots.lock();
-        let i = s.next;
-        s.next = (i + 1) % FSID_SLOTS;
-        // A replaced variant is freed after an RCU grace period
-        // (`put_cred()`), which is allowed under a spinlock.
-        s.entries[i] = Some((key.0, key.1, new.clone()));
-        Ok(new)
+impl OverrideCurrent for ARef<Credential> {
+    fn override_current(self) -> Override {
+        // SAFETY: `self` is live and stays so while the guard holds it
+        // (the kernel may take no reference of its own).
+        let old = unsafe { bindings::shiftfs_override_creds(self.as_raw()) };
+        Override { _cred: self, old }
     }
 }
 
@@ -205,25 +181,35 @@ mod tests {
 
     // KUnit runs the cases in the task loading the module: root, with
     // every capability.
-    fn mark_credentials_lose_cap_sys_resource(t: &mut Test) {
-        let c = Credential::current_without_cap(bindings::CAP_SYS_RESOURCE).expect("creds");
-        kunit_expect!(t, !c.has_effective_cap(bindings::CAP_SYS_RESOURCE));
-        kunit_expect!(t, c.has_effective_cap(bindings::CAP_SYS_ADMIN));
-        kunit_expect!(t, c.has_effective_cap(bindings::CAP_DAC_OVERRIDE));
+    fn copy_without_a_capability_keeps_the_others(t: &mut Test) {
+        let c = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
+        kunit_expect!(t, !c.has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, c.has_effective(Capability::SYS_ADMIN));
+        kunit_expect!(t, c.has_effective(Capability::DAC_OVERRIDE));
     }
 
     fn credentials_are_reference_counted(t: &mut Test) {
-        let c = Credential::current_without_cap(bindings::CAP_SYS_RESOURCE).expect("creds");
+        let c = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
         let d = c.clone();
         drop(c);
-        kunit_expect!(t, !d.has_effective_cap(bindings::CAP_SYS_RESOURCE));
+        kunit_expect!(t, !d.has_effective(Capability::SYS_RESOURCE));
+    }
+
+    fn fsids_copy_keeps_the_capabilities(t: &mut Test) {
+        let c = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
+        let d = c.with_fsids(Kuid(1000), Kgid(1000)).expect("with_fsids");
+        kunit_expect!(t, !d.has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, d.has_effective(Capability::SYS_ADMIN));
+        let _as = d.override_current();
+        kunit_expect!(t, current_fsids() == (Kuid(1000), Kgid(1000)));
     }
 
     kunit_suite!(
         "shiftfs_cred",
         [
-            mark_credentials_lose_cap_sys_resource,
+            copy_without_a_capability_keeps_the_others,
             credentials_are_reference_counted,
+            fsids_copy_keeps_the_capabilities,
         ]
     );
 }

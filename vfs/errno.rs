@@ -1,21 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Error codes that 6.12's `kernel::error::code` does not define.
+//! Error codes that `kernel::error::code` does not define.
 
 use super::bindings;
 use kernel::error::Error;
 
-/// `EOPNOTSUPP`: operation not supported.
-pub(crate) fn eopnotsupp() -> Error {
-    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+macro_rules! errno {
+    ($($(#[$doc:meta])* $name:ident = $code:ident;)*) => {$(
+        $(#[$doc])*
+        pub(crate) fn $name() -> Error {
+            Error::from_errno(-(bindings::$code as i32))
+        }
+    )*};
 }
 
-/// `EOVERFLOW`: a value does not fit, such as an id with no mapping.
-pub(crate) fn eoverflow() -> Error {
-    Error::from_errno(-(bindings::EOVERFLOW as i32))
-}
-
-/// `ENODATA`: no such attribute.
-pub(crate) fn enodata() -> Error {
-    Error::from_errno(-(bindings::ENODATA as i32))
+errno! {
+    /// `EOPNOTSUPP`: operation not supported.
+    eopnotsupp = EOPNOTSUPP;
+    /// `EOVERFLOW`: a value does not fit, such as an id with no mapping.
+    eoverflow = EOVERFLOW;
+    /// `ENODATA`: no such attribute.
+    enodata = ENODATA;
+    /// `ESTALE`: the object changed under us; the VFS looks it up again.
+    estale = ESTALE;
+    /// `ENOTEMPTY`: a directory has entries (7.3's rename start says it
+    /// itself).
+    #[cfg(not(shiftfs_kernel_7))]
+    enotempty = ENOTEMPTY;
 }

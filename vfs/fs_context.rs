@@ -4,13 +4,12 @@
 //! fs_context.h): parameters, the fs_context log, `get_tree`.
 
 use super::{bindings, fs_type::FileSystem};
+use core::ffi::CStr;
 use core::{ffi::c_void, fmt, marker::PhantomData, mem::MaybeUninit};
 use kernel::{
-    c_str,
     error::{code::EINVAL, from_result, to_result},
     ffi::{c_char, c_int},
     prelude::*,
-    str::CStr,
     types::Opaque,
 };
 
@@ -79,8 +78,8 @@ impl<T: FileSystem> FsContext<T> {
                 (*raw).log.log,
                 (*raw).log.prefix,
                 b'e' as c_char,
-                c_str!("%pA").as_char_ptr(),
-                (&args as *const fmt::Arguments<'_>).cast::<c_void>(),
+                super::c_ptr(c"%pA"),
+                core::ptr::from_ref(&args).cast::<c_void>(),
             )
         };
     }
@@ -91,13 +90,13 @@ impl<T: FileSystem> FsContext<T> {
         // context, which outlives the returned borrow.
         unsafe {
             let src = (*self.as_raw()).source;
-            (!src.is_null()).then(|| CStr::from_char_ptr(src))
+            (!src.is_null()).then(|| super::c_str(src))
         }
     }
 
     /// Creates a new anonymous superblock with private information `info`
     /// and fills it with `T::fill_super` (`get_tree_nodev()`).
-    pub(crate) fn get_tree_nodev(&self, info: Pin<KBox<T::SbInfo>>) -> Result {
+    pub(crate) fn get_tree_nodev(&self, info: Pin<KBox<T::Info>>) -> Result {
         let raw = self.as_raw();
         // SAFETY: `raw` is a context in `get_tree`; `sget_fc` moves
         // `s_fs_info` to the new superblock (freed by `kill_sb`), or leaves
@@ -189,7 +188,7 @@ unsafe extern "C" fn free<T: FileSystem>(fc: *mut bindings::fs_context) {
     // (or NULL), `s_fs_info` the one `get_tree_nodev` did not hand to a
     // superblock (or NULL), and nothing uses either after `free`.
     unsafe {
-        let info = (*fc).s_fs_info.cast::<T::SbInfo>();
+        let info = (*fc).s_fs_info.cast::<T::Info>();
         if !info.is_null() {
             drop(KBox::from_raw(info));
             (*fc).s_fs_info = core::ptr::null_mut();
@@ -251,11 +250,12 @@ pub(crate) struct OwnedFsContext<T: FileSystem> {
 
 #[cfg(shiftfs_kunit)]
 impl<T: FileSystem> OwnedFsContext<T> {
-    /// A new mount request for `ty`, which must be `T`'s registered type.
-    pub(crate) fn new(ty: &'static super::fs_type::Type) -> Result<Self> {
-        // SAFETY: `ty` is a registered filesystem type that outlives the
-        // context; `fs_context_for_mount` returns a context or an ERR_PTR.
-        let raw = unsafe { bindings::fs_context_for_mount(ty.as_raw(), 0) };
+    /// A new mount request for `T`.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: `T`'s type is registered (the module is loaded) and
+        // outlives the context; `fs_context_for_mount` returns a context or
+        // an ERR_PTR.
+        let raw = unsafe { bindings::fs_context_for_mount(T::fs_type().as_raw(), 0) };
         let raw = kernel::error::from_err_ptr(raw)?;
         Ok(Self {
             raw,
@@ -264,13 +264,29 @@ impl<T: FileSystem> OwnedFsContext<T> {
     }
 
     /// Passes `key[=value]` as mount(2) would.
-    pub(crate) fn parse(&mut self, key: &kernel::str::CStr, value: Option<&[u8]>) -> Result {
+    pub(crate) fn parse(&mut self, key: &CStr, value: Option<&[u8]>) -> Result {
         let (ptr, len) = value.map_or((core::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+        #[cfg(not(shiftfs_kernel_7))]
         // SAFETY: `raw` is a live context we own; `key` is NUL-terminated and
         // `ptr`/`len` describe a readable buffer (or NULL, for a flag).
-        to_result(unsafe {
-            bindings::vfs_parse_fs_string(self.raw, key.as_char_ptr(), ptr.cast(), len as _)
-        })
+        let ret = unsafe {
+            bindings::vfs_parse_fs_string(self.raw, super::c_ptr(key), ptr.cast(), len as _)
+        };
+        #[cfg(shiftfs_kernel_7)]
+        // SAFETY: as above; since 6.18 the value is a `qstr` (none for a
+        // flag).
+        let ret = unsafe {
+            let mut q = bindings::qstr::default();
+            q.__bindgen_anon_1.__bindgen_anon_1.len = len as u32;
+            q.name = ptr.cast();
+            let q = if ptr.is_null() {
+                core::ptr::null()
+            } else {
+                &raw const q
+            };
+            bindings::vfs_parse_fs_qstr(self.raw, super::c_ptr(key), q)
+        };
+        to_result(ret)
     }
 
     /// What the filesystem recorded so far.

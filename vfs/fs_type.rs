@@ -3,24 +3,34 @@
 //! Filesystem types (`struct file_system_type`) and their registration.
 
 use super::{
-    acl::PosixAcl,
     bindings,
-    cred::{Credential, Override},
-    fs_context, param,
-    path::Path,
-    super_block::{self, NewSuperBlock, SuperBlock},
-    user_ns::{Kgid, Kuid},
+    dentry::{Dentry, DentryOperations},
+    file::{DirOperations, FileOperations},
+    fs_context,
+    inode::InodeOperations,
+    namei::NamespaceOperations,
+    param,
+    super_block::{self, Kstatfs, NewSuperBlock, SeqFile, SuperBlock},
+    xattr::XattrOperations,
 };
-use core::{marker::PhantomData, mem::MaybeUninit};
-use kernel::{
-    error::to_result,
-    prelude::*,
-    str::CStr,
-    types::{ARef, Opaque},
-};
+use core::{ffi::CStr, marker::PhantomData};
+use kernel::{error::to_result, prelude::*, types::Opaque};
 
-/// A filesystem implemented in Rust.
-pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
+/// A stacked filesystem implemented in Rust: its type, its mount requests,
+/// its superblocks, and (through the supertraits, implemented in the files
+/// of each concern) the operations of its inodes, dentries and files.
+pub(crate) trait FileSystem:
+    Sized
+    + Send
+    + Sync
+    + 'static
+    + InodeOperations
+    + NamespaceOperations
+    + DentryOperations
+    + FileOperations
+    + DirOperations
+    + XattrOperations
+{
     /// The name that `mount -t` and /proc/filesystems know it by.
     const NAME: &'static CStr;
     /// `FS_*` flags of `struct file_system_type`.
@@ -29,64 +39,28 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     const PARAMS: param::Table;
     /// What a mount request collects while it is being configured.
     type Context: fs_context::Context<Self>;
-    /// The magic number of its superblocks (`s_magic`, statfs's `f_type`).
+    /// The magic number of its superblocks (`s_magic`).
     const MAGIC: usize;
-    /// What a superblock keeps (`s_fs_info`), from `fill_super` to `kill_sb`.
-    type SbInfo: Send + Sync;
-    /// Fills in a new superblock: parameters and root.
+    /// What a superblock keeps (`s_fs_info`), from `get_tree` to `kill_sb`.
+    type Info: Send + Sync;
+    /// Whether inodes nothing refers to stay cached (`drop_inode`).
+    const KEEP_UNUSED_INODES: bool;
+
+    /// The registered type (a `static` of the module).
+    fn fs_type() -> &'static Type;
+
+    /// Fills in a new superblock: its parameters and root.
     fn fill_super(sb: &NewSuperBlock<'_, Self>) -> Result;
-    /// The real directory a superblock stands on.
-    fn real_root(info: &Self::SbInfo) -> &Path;
-    /// The credentials for calls into the real filesystem on behalf of the
-    /// calling task.
-    fn creds(sb: &SuperBlock, info: &Self::SbInfo) -> Result<ARef<Credential>>;
-    /// [`Self::creds`] if they were made already (never sleeps).
-    fn made_creds(sb: &SuperBlock, info: &Self::SbInfo) -> Option<ARef<Credential>>;
-    /// Overrides the calling task's credentials with [`Self::creds`] until
-    /// the guard is dropped.
-    fn enter(sb: &SuperBlock, info: &Self::SbInfo) -> Result<Override> {
-        Ok(Self::creds(sb, info)?.override_current())
-    }
-    /// The owner and group a stacked inode of `sb` shows for a real inode
-    /// of `real_sb` owned by `uid`/`gid`.
-    fn shift_ids(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid, gid: Kgid) -> (Kuid, Kgid);
-    /// The ACL a stacked inode of `sb` has for a real inode's `acl` (on a
-    /// superblock `real_sb`): to show to a reader, or `for_permission`
-    /// checks.
-    fn acl_up(
-        sb: &SuperBlock,
-        real_sb: &SuperBlock,
-        acl: &PosixAcl,
-        for_permission: bool,
-    ) -> Result<ARef<PosixAcl>>;
-    /// The ACL to set on a real inode for `acl` set through `sb`.
-    fn acl_down(sb: &SuperBlock, real_sb: &SuperBlock, acl: &PosixAcl) -> Result<ARef<PosixAcl>>;
-    /// Whether the values of xattr `name` carry ids to translate.
-    fn xattr_translated(name: &CStr) -> bool;
-    /// The value a stacked inode of `sb` shows for `value` of xattr `name`
-    /// (one of [`Self::xattr_translated`]) of a real inode of `real_sb`.
-    fn xattr_up(
-        sb: &SuperBlock,
-        real_sb: &SuperBlock,
-        name: &CStr,
-        value: &[u8],
-    ) -> Result<KVec<u8>>;
-    /// The value to write on a real inode of `real_sb` for `value` of xattr
-    /// `name` (one of [`Self::xattr_translated`]) set through `sb`.
-    fn xattr_down(
-        sb: &SuperBlock,
-        real_sb: &SuperBlock,
-        name: &CStr,
-        value: &[u8],
-    ) -> Result<KVec<u8>>;
-    /// The real owner to write for `uid` set through `sb`, if the real
-    /// filesystem can hold it.
-    fn uid_down(sb: &SuperBlock, real_sb: &SuperBlock, uid: Kuid) -> Option<Kuid>;
-    /// The real group to write for `gid` set through `sb`, if the real
-    /// filesystem can hold it.
-    fn gid_down(sb: &SuperBlock, real_sb: &SuperBlock, gid: Kgid) -> Option<Kgid>;
-    /// Options for /proc/mounts, each with a leading comma.
-    fn show_options(info: &Self::SbInfo) -> &'static CStr;
+
+    /// `statfs` of the filesystem `dentry` is on.
+    fn statfs(dentry: &Dentry<Self>, buf: &mut Kstatfs) -> Result;
+
+    /// The mount options /proc/mounts shows, each with a leading comma.
+    fn show_options(sb: &SuperBlock<Self>, m: &mut SeqFile) -> Result;
+
+    /// Writes the superblock back (`syncfs()`, `sync`): a pass that starts
+    /// writeback, then one that waits (`wait`).
+    fn sync_fs(sb: &SuperBlock<Self>, wait: bool) -> Result;
 }
 
 /// `FS_USERNS_MOUNT`: can be mounted by root of a user namespace.
@@ -108,21 +82,21 @@ impl Type {
     /// The type of `T`, with its callbacks filled in.
     pub(crate) const fn new<T: FileSystem>() -> Self {
         Self(Opaque::new(bindings::file_system_type {
-            name: T::NAME.as_char_ptr(),
+            name: super::c_ptr(T::NAME),
             fs_flags: T::FLAGS,
             init_fs_context: Some(fs_context::init_fs_context::<T>),
             parameters: T::PARAMS.as_ptr(),
             kill_sb: Some(kill_sb::<T>),
-            // SAFETY: all-zero is the valid "unset" value of every other field
-            // (NULL pointers, empty lists, unregistered lock class keys).
-            ..unsafe { MaybeUninit::zeroed().assume_init() }
+            // SAFETY: all-zero is the valid "unset" value of every other
+            // field (NULL pointers, empty lists, unregistered lock class keys).
+            ..unsafe { super::inode::zeroed() }
         }))
     }
 }
 
 impl Type {
     /// The C structure, for the VFS.
-    pub(crate) fn as_raw(&self) -> *mut bindings::file_system_type {
+    pub(super) fn as_raw(&self) -> *mut bindings::file_system_type {
         self.0.get()
     }
 }
@@ -150,8 +124,9 @@ pub(crate) struct Registration<T: FileSystem> {
 }
 
 impl<T: FileSystem> Registration<T> {
-    /// Registers `ty`, owned by `module`.
-    pub(crate) fn new(ty: &'static Type, module: &'static ThisModule) -> Result<Self> {
+    /// Registers `T::fs_type()`, owned by `module`.
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        let ty = T::fs_type();
         let raw = ty.0.get();
         // SAFETY: `raw` points to a valid `file_system_type`. It is not
         // registered yet (registering the same type twice fails below before

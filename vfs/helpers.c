@@ -20,9 +20,29 @@ void shiftfs_put_cred(const struct cred *cred)
 	put_cred(cred);
 }
 
-void shiftfs_seq_puts(struct seq_file *m, const char *s)
+/*
+ * Before 6.14, override_creds() took a reference of its own and
+ * revert_creds() dropped it; since, neither does. The caller keeps `cred`
+ * alive until the revert, which is right for both.
+ */
+const struct cred *shiftfs_override_creds(const struct cred *cred)
 {
-	seq_puts(m, s);
+	return override_creds(cred);
+}
+
+void shiftfs_revert_creds(const struct cred *old)
+{
+	revert_creds(old);
+}
+
+void shiftfs_cap_lower(kernel_cap_t *caps, int cap)
+{
+	cap_lower(*caps, cap);
+}
+
+bool shiftfs_cap_raised(const kernel_cap_t *caps, int cap)
+{
+	return cap_raised(*caps, cap);
 }
 
 struct dentry *shiftfs_dget(struct dentry *dentry)
@@ -30,14 +50,42 @@ struct dentry *shiftfs_dget(struct dentry *dentry)
 	return dget(dentry);
 }
 
+/* The fields are in unions of a const and a writable view since 6.17/6.18. */
+const struct qstr *shiftfs_d_name(const struct dentry *dentry)
+{
+	return &dentry->d_name;
+}
+
+struct dentry *shiftfs_file_dentry(const struct file *file)
+{
+	return file->f_path.dentry;
+}
+
+unsigned int shiftfs_posix_acl_count(const struct posix_acl *acl)
+{
+	return acl->a_count;
+}
+
+#ifdef SHIFTFS_KERNEL_7
+unsigned int shiftfs_inode_state_read_once(struct inode *inode)
+{
+	return inode_state_read_once(inode);
+}
+
+void shiftfs_init_sync_kiocb(struct kiocb *kiocb, struct file *file)
+{
+	init_sync_kiocb(kiocb, file);
+}
+#endif
+
 bool shiftfs_d_unhashed(const struct dentry *dentry)
 {
 	return d_unhashed(dentry);
 }
 
-const struct cred *shiftfs_current_cred(void)
+struct file *shiftfs_get_file(struct file *file)
 {
-	return current_cred();
+	return get_file(file);
 }
 
 kuid_t shiftfs_current_fsuid(void)
@@ -85,7 +133,7 @@ void shiftfs_spin_unlock(spinlock_t *lock)
 	spin_unlock(lock);
 }
 
-int shiftfs_iocb_flags(struct file *file)
+unsigned int shiftfs_iocb_flags(struct file *file)
 {
 	return iocb_flags(file);
 }

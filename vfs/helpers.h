@@ -21,11 +21,21 @@ int shiftfs_fs_parse(struct fs_context *fc,
 		     struct fs_parse_result *result);
 
 const struct cred *shiftfs_get_cred(const struct cred *cred);
+const struct cred *shiftfs_override_creds(const struct cred *cred);
+void shiftfs_revert_creds(const struct cred *old);
 void shiftfs_put_cred(const struct cred *cred);
-void shiftfs_seq_puts(struct seq_file *m, const char *s);
+void shiftfs_cap_lower(kernel_cap_t *caps, int cap);
+bool shiftfs_cap_raised(const kernel_cap_t *caps, int cap);
 struct dentry *shiftfs_dget(struct dentry *dentry);
 bool shiftfs_d_unhashed(const struct dentry *dentry);
-const struct cred *shiftfs_current_cred(void);
+struct file *shiftfs_get_file(struct file *file);
+const struct qstr *shiftfs_d_name(const struct dentry *dentry);
+struct dentry *shiftfs_file_dentry(const struct file *file);
+unsigned int shiftfs_posix_acl_count(const struct posix_acl *acl);
+#ifdef SHIFTFS_KERNEL_7
+unsigned int shiftfs_inode_state_read_once(struct inode *inode);
+void shiftfs_init_sync_kiocb(struct kiocb *kiocb, struct file *file);
+#endif
 kuid_t shiftfs_current_fsuid(void);
 kgid_t shiftfs_current_fsgid(void);
 loff_t shiftfs_i_size_read(const struct inode *inode);
@@ -35,7 +45,7 @@ void shiftfs_inode_unlock(struct inode *inode);
 void shiftfs_inode_lock_parent(struct inode *inode);
 void shiftfs_spin_lock(spinlock_t *lock);
 void shiftfs_spin_unlock(spinlock_t *lock);
-int shiftfs_iocb_flags(struct file *file);
+unsigned int shiftfs_iocb_flags(struct file *file);
 bool shiftfs_d_is_dir(const struct dentry *dentry);
 bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);

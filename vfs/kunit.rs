@@ -140,7 +140,7 @@ impl Suite {
         assert!(bytes.len() < suite.name.len(), "suite name too long");
         let mut i = 0;
         while i < bytes.len() {
-            suite.name[i] = bytes[i] as _;
+            suite.name[i] = bytes[i];
             i += 1;
         }
         suite.test_cases = cases.0.get().cast();
@@ -189,6 +189,8 @@ macro_rules! kunit_suite {
                 Case::END,
             ]);
             static SUITE: Suite = Suite::new($name, &CASES);
+            // The module loader finds suites in this section.
+            #[allow(unsafe_code)]
             #[used]
             #[link_section = ".kunit_test_suites"]
             static ENTRY: SuiteEntry = SuiteEntry::new(&SUITE);

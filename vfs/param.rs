@@ -3,7 +3,7 @@
 //! Mount parameter tables (`struct fs_parameter_spec[]`, fs_parser.h).
 
 use super::bindings;
-use kernel::str::CStr;
+use core::ffi::CStr;
 
 /// One entry of a parameter table, as `fsparam_*()` builds it in C.
 #[repr(transparent)]
@@ -14,7 +14,7 @@ impl Spec {
     /// [`FsContext::parse`](super::fs_context::FsContext::parse) returns for it.
     pub(crate) const fn flag(name: &'static CStr, opt: u8) -> Self {
         Self(bindings::fs_parameter_spec {
-            name: name.as_char_ptr(),
+            name: super::c_ptr(name),
             type_: None,
             opt,
             flags: 0,
@@ -34,17 +34,25 @@ impl Spec {
 
 /// A complete parameter table: entries followed by [`Spec::END`].
 ///
-/// Built with [`param_table!`](crate::param_table), which appends the end
-/// entry, so a table handed to the VFS is always terminated.
+/// # Invariants
+///
+/// The last entry is [`Spec::END`], so a table handed to the VFS is always
+/// terminated.
 #[derive(Clone, Copy)]
 pub(crate) struct Table(&'static [Spec]);
 
 impl Table {
-    /// # Safety
-    ///
-    /// The last entry of `specs` must be [`Spec::END`].
-    #[doc(hidden)]
-    pub(crate) const unsafe fn new_unchecked(specs: &'static [Spec]) -> Self {
+    /// The table of `specs`, whose last entry must be [`Spec::END`]
+    /// (checked when the constant is evaluated); built by
+    /// [`param_table!`](crate::param_table), which appends it.
+    // `<*const T>::is_null` is `const` since Rust 1.84; shiftfs needs 1.85
+    // (Documentation/install.rst), above the kernel's own minimum.
+    #[allow(clippy::incompatible_msrv)]
+    pub(crate) const fn new(specs: &'static [Spec]) -> Self {
+        assert!(
+            matches!(specs.last(), Some(end) if end.0.name.is_null()),
+            "a parameter table must end with Spec::END"
+        );
         Self(specs)
     }
 
@@ -59,7 +67,6 @@ impl Table {
 macro_rules! param_table {
     ($($spec:expr),* $(,)?) => {{
         const SPECS: &[$crate::vfs::param::Spec] = &[$($spec,)* $crate::vfs::param::Spec::END];
-        // SAFETY: the last entry of `SPECS` is `Spec::END`, appended above.
-        unsafe { $crate::vfs::param::Table::new_unchecked(SPECS) }
+        $crate::vfs::param::Table::new(SPECS)
     }};
 }

@@ -1,16 +1,85 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Paths (`struct path`: a mount and a dentry on it) and the superblocks
-//! they lead to.
+//! Paths (`struct path`: a mount and a dentry on it) and mounts.
 
 use super::{
-    bindings, dentry::Dentry, inode::Inode, super_block::SuperBlock, user_ns::UserNamespace,
+    bindings,
+    cred::Credential,
+    dentry::Dentry,
+    file::{File, OpenFlags},
+    inode::{Inode, Kstat},
+    super_block::{Kstatfs, SuperBlock},
+    ARef, Real,
 };
-use kernel::{error::to_result, prelude::*, str::CStr};
+use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
+use kernel::{
+    error::{from_err_ptr, to_result},
+    ffi::c_int,
+    prelude::*,
+    types::Opaque,
+};
+
+/// A mounted filesystem (`struct vfsmount`).
+///
+/// # Invariants
+///
+/// Live while the handle is: borrowed from a [`Path`] that holds it.
+#[repr(transparent)]
+pub(crate) struct Mount(Opaque<bindings::vfsmount>);
+
+impl Mount {
+    /// A path to `dentry` on this mount, without references of its own.
+    pub(crate) fn path<'a>(&'a self, dentry: &'a Dentry<Real>) -> PathRef<'a> {
+        PathRef {
+            path: bindings::path {
+                mnt: self.0.get(),
+                dentry: dentry.as_raw(),
+            },
+            _p: PhantomData,
+        }
+    }
+
+    /// Write access to the mount (`mnt_want_write()`: not read-only, not
+    /// frozen), until the guard is dropped.
+    pub(crate) fn want_write(&self) -> Result<WriteAccess<'_>> {
+        // SAFETY: `self` is live; the guard drops the access taken here.
+        to_result(unsafe { bindings::mnt_want_write(self.0.get()) })?;
+        Ok(WriteAccess(self))
+    }
+}
+
+/// Write access to a mount (`mnt_want_write()`), dropped with the guard.
+pub(crate) struct WriteAccess<'a>(&'a Mount);
+
+impl Drop for WriteAccess<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `want_write` took write access to this mount.
+        unsafe { bindings::mnt_drop_write(self.0 .0.get()) };
+    }
+}
 
 /// A looked-up path, holding a reference to its mount and its dentry
 /// (`path_get()`), dropped with `path_put()`.
+///
+/// # Invariants
+///
+/// `mnt` and `dentry` are live and referenced; `dentry` is positive (a
+/// looked-up path) and on `mnt`.
 pub(crate) struct Path(bindings::path);
+
+// SAFETY: a path holds counted references to a mount and a dentry, which
+// may be used and dropped from any thread.
+unsafe impl Send for Path {}
+// SAFETY: `&Path` only reads the two pointers.
+unsafe impl Sync for Path {}
+
+impl Drop for Path {
+    fn drop(&mut self) {
+        // SAFETY: the references were taken by `lookup` or `new` and are
+        // released once.
+        unsafe { bindings::path_put(&self.0) };
+    }
+}
 
 impl Path {
     /// Looks `name` up as the calling task would, following a final symlink
@@ -20,21 +89,51 @@ impl Path {
         // SAFETY: `name` is NUL-terminated; on success `kern_path` fills
         // `path` with references that `Drop` releases.
         to_result(unsafe {
-            bindings::kern_path(name.as_char_ptr(), bindings::LOOKUP_FOLLOW, &mut path)
+            bindings::kern_path(
+                super::c_ptr(name),
+                bindings::SHIFTFS_LOOKUP_FOLLOW,
+                &mut path,
+            )
         })?;
         Ok(Self(path))
     }
 
-    /// A path to `dentry` on `mnt`, taking references to both (`path_get()`).
-    ///
-    /// # Safety
-    ///
-    /// `mnt` and `dentry` must be live, and `dentry` on `mnt`'s filesystem.
-    pub(crate) unsafe fn get(mnt: *mut bindings::vfsmount, dentry: *mut bindings::dentry) -> Self {
-        let path = bindings::path { mnt, dentry };
-        // SAFETY: per the contract; `Drop` releases what this takes.
+    /// A path to positive `dentry` on `mnt`, taking references to both.
+    pub(crate) fn new(mnt: &Mount, dentry: &Dentry<Real>) -> Result<Self> {
+        dentry.inode().ok_or(ENOENT)?;
+        let path = bindings::path {
+            mnt: mnt.0.get(),
+            dentry: dentry.as_raw(),
+        };
+        // SAFETY: both are live; `Drop` releases what this takes.
         unsafe { bindings::path_get(&path) };
-        Self(path)
+        Ok(Self(path))
+    }
+
+    /// The mount.
+    pub(crate) fn mount(&self) -> &Mount {
+        // SAFETY: we hold a reference to the mount.
+        unsafe { &*self.0.mnt.cast() }
+    }
+
+    /// The dentry the path leads to.
+    pub(crate) fn dentry(&self) -> &Dentry<Real> {
+        // SAFETY: we hold a reference to the dentry.
+        unsafe { Dentry::from_raw(self.0.dentry) }
+    }
+
+    /// The inode the path leads to.
+    pub(crate) fn inode(&self) -> &Inode<Real> {
+        // SAFETY: a positive dentry we hold keeps its inode, which does not
+        // change while it is referenced.
+        unsafe { Inode::from_raw((*self.0.dentry).d_inode) }
+    }
+
+    /// The superblock of the filesystem the path is on.
+    pub(crate) fn super_block(&self) -> &SuperBlock<Real> {
+        // SAFETY: a mount we hold keeps its superblock alive, and `mnt_sb`
+        // never changes.
+        unsafe { SuperBlock::from_raw((*self.0.mnt).mnt_sb) }
     }
 
     /// Whether the path is a directory (`d_is_dir()`).
@@ -49,46 +148,44 @@ impl Path {
         unsafe { bindings::shiftfs_is_idmapped_mnt(self.0.mnt) }
     }
 
-    /// The superblock of the filesystem the path is on.
-    pub(crate) fn super_block(&self) -> &SuperBlock {
-        // SAFETY: a mount we hold keeps its superblock alive, and `mnt_sb`
-        // never changes.
-        unsafe { SuperBlock::from_raw((*self.0.mnt).mnt_sb) }
-    }
-
-    /// The dentry the path leads to.
-    pub(crate) fn dentry(&self) -> &Dentry {
-        // SAFETY: we hold a reference to the dentry.
-        unsafe { Dentry::from_raw(self.0.dentry) }
-    }
-
-    /// The inode the path leads to.
-    pub(crate) fn inode(&self) -> &Inode {
-        // SAFETY: a positive dentry we hold keeps its inode, which does not
-        // change while it is referenced (`kern_path` returns positive ones).
-        unsafe { Inode::from_raw((*self.0.dentry).d_inode) }
-    }
-
-    pub(crate) fn as_raw(&self) -> *const bindings::path {
-        &self.0
+    /// Statistics of the filesystem the path is on (`vfs_statfs()`).
+    pub(crate) fn statfs(&self, buf: &mut Kstatfs) -> Result {
+        // SAFETY: the path is live; `buf` is writable.
+        to_result(unsafe { bindings::vfs_statfs(&self.0, buf.as_raw()) })
     }
 }
 
-// SAFETY: a path holds counted references to a mount and a dentry, which
-// may be used and dropped from any thread.
-unsafe impl Send for Path {}
-// SAFETY: `&Path` only reads the two pointers.
-unsafe impl Sync for Path {}
-
-impl Drop for Path {
-    fn drop(&mut self) {
-        // SAFETY: the references were taken by `lookup` and are released once.
-        unsafe { bindings::path_put(&self.0) };
-    }
+/// A path borrowed from references held elsewhere (a [`Path`]'s mount and
+/// a dentry the caller holds).
+pub(crate) struct PathRef<'a> {
+    path: bindings::path,
+    _p: PhantomData<&'a ()>,
 }
 
-/// Whether the calling task has `CAP_SYS_ADMIN` over `ns` (`ns_capable()`).
-pub(crate) fn capable_sys_admin(ns: &UserNamespace) -> bool {
-    // SAFETY: `ns` is a valid namespace for the duration of the call.
-    unsafe { bindings::ns_capable(ns.as_raw(), bindings::CAP_SYS_ADMIN as i32) }
+impl PathRef<'_> {
+    pub(super) fn as_raw(&self) -> *const bindings::path {
+        &self.path
+    }
+
+    /// Attributes for `stat()` as the path's filesystem gives them, without
+    /// a security check of their own (`vfs_getattr_nosec()`: the caller's
+    /// was made on the stacked path).
+    pub(crate) fn getattr(&self, stat: &mut Kstat, request_mask: u32, flags: u32) -> Result {
+        // SAFETY: the path is live; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr_nosec(&self.path, stat.as_raw(), request_mask, flags)
+        })
+    }
+
+    /// Opens the path (`dentry_open()`) with `flags` and `cred`, which the
+    /// file keeps.
+    pub(crate) fn open(&self, flags: OpenFlags, cred: &Credential) -> Result<ARef<File<Real>>> {
+        // SAFETY: the path and `cred` are live; the file takes references
+        // of its own to both.
+        let file = from_err_ptr(unsafe {
+            bindings::dentry_open(&self.path, flags.0 as c_int, cred.as_raw())
+        })?;
+        // SAFETY: a new file with its reference, now ours.
+        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file).cast()) })
+    }
 }

@@ -1,36 +1,47 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Superblocks (`struct super_block`): one mounted instance of a filesystem.
+//! Superblocks (`struct super_block`): one mounted instance of a filesystem,
+//! its filling in and its operations.
 
 use super::{
     bindings,
-    dentry::Dentry,
-    fs_type::{self, FileSystem},
+    dentry::{self, Dentry},
+    fs_type::FileSystem,
     inode::{self, Inode},
     user_ns::UserNamespace,
+    xattr, ARef, Real,
 };
-use core::mem::MaybeUninit;
+use core::{ffi::c_void, fmt, marker::PhantomData};
 use kernel::{
-    error::{code::ENOMEM, from_result},
+    error::{code::ENOMEM, from_result, to_result},
     ffi::c_int,
     prelude::*,
-    types::{ARef, Opaque},
+    types::Opaque,
 };
 
-/// A superblock.
+/// A superblock of a filesystem of kind `T`.
+///
+/// # Invariants
+///
+/// The wrapped `struct super_block` is live while the handle is (borrowed
+/// from something that pins it: a mount, a dentry or inode of it, the VFS
+/// during an operation). If `T` is a [`FileSystem`], it is a superblock of
+/// `T` whose `s_fs_info` holds its `T::Info`, set before `fill_super` and
+/// freed by `kill_sb`.
 #[repr(transparent)]
-pub(crate) struct SuperBlock(Opaque<bindings::super_block>);
+pub(crate) struct SuperBlock<T>(Opaque<bindings::super_block>, PhantomData<T>);
 
-impl SuperBlock {
+impl<T> SuperBlock<T> {
     /// # Safety
     ///
-    /// `ptr` must point to a live superblock that stays live for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::super_block) -> &'a Self {
-        // SAFETY: `repr(transparent)`; liveness is the caller's promise.
+    /// `ptr` must point to a live superblock of kind `T` (see the type's
+    /// invariants) that stays live for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `repr(transparent)`; the rest is the caller's promise.
         unsafe { &*ptr.cast() }
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::super_block {
+    pub(super) fn as_raw(&self) -> *mut bindings::super_block {
         self.0.get()
     }
 
@@ -38,7 +49,7 @@ impl SuperBlock {
     pub(crate) fn user_ns(&self) -> &UserNamespace {
         // SAFETY: `s_user_ns` is set at creation, never changes, and is held
         // by the superblock for its lifetime.
-        unsafe { &*(*self.as_raw()).s_user_ns.cast() }
+        unsafe { UserNamespace::from_raw((*self.as_raw()).s_user_ns) }
     }
 
     /// How many filesystems are stacked under this one (`s_stack_depth`).
@@ -47,58 +58,84 @@ impl SuperBlock {
         unsafe { (*self.as_raw()).s_stack_depth }
     }
 
-    /// Whether this superblock is of filesystem type `ty`.
-    pub(crate) fn is_of_type(&self, ty: &fs_type::Type) -> bool {
-        // SAFETY: `s_type` never changes.
-        core::ptr::eq(unsafe { (*self.as_raw()).s_type }, ty.as_raw())
-    }
-
-    /// The private information of a superblock of `T`, if it is one
-    /// (registered as `ty`).
-    pub(crate) fn info<T: FileSystem>(&self, ty: &fs_type::Type) -> Option<&T::SbInfo> {
-        if !self.is_of_type(ty) {
-            return None;
-        }
-        // SAFETY: superblocks of `T` carry a `T::SbInfo` in `s_fs_info`
-        // from `fill_super` until `kill_sb`, which the caller's reference
-        // to the superblock outlives.
-        unsafe { (*self.as_raw()).s_fs_info.cast::<T::SbInfo>().as_ref() }
+    /// The device number files on this superblock show (`s_dev`).
+    pub(crate) fn dev(&self) -> u32 {
+        // SAFETY: set when the superblock is created, constant afterwards.
+        unsafe { (*self.as_raw()).s_dev }
     }
 }
 
-/// A superblock of `T` being filled in (`fill_super`).
+impl SuperBlock<Real> {
+    /// This superblock as one of `T`'s, if it is.
+    pub(crate) fn downcast<T: FileSystem>(&self) -> Option<&SuperBlock<T>> {
+        // SAFETY: `s_type` never changes.
+        let ty = unsafe { (*self.as_raw()).s_type };
+        // SAFETY: a live superblock of `T`'s registered type is a superblock
+        // of `T`, filled in (a caller reached it through a mount).
+        core::ptr::eq(ty, T::fs_type().as_raw())
+            .then(|| unsafe { SuperBlock::from_raw(self.as_raw()) })
+    }
+
+    /// Writes everything back and waits (`sync_filesystem()`, under
+    /// `s_umount` as it requires).
+    pub(crate) fn sync(&self) -> Result {
+        let sb = self.as_raw();
+        // SAFETY: `self` is live; `s_umount` is taken for reading around the
+        // call and released.
+        unsafe {
+            bindings::down_read(&mut (*sb).s_umount);
+            let ret = bindings::sync_filesystem(sb);
+            bindings::up_read(&mut (*sb).s_umount);
+            to_result(ret)
+        }
+    }
+}
+
+impl<T: FileSystem> SuperBlock<T> {
+    /// What the filesystem keeps for this superblock.
+    pub(crate) fn info(&self) -> &T::Info {
+        // SAFETY: per the type's invariants `s_fs_info` is a live `T::Info`
+        // until `kill_sb`, which the caller's borrow precedes.
+        unsafe { &*(*self.as_raw()).s_fs_info.cast::<T::Info>() }
+    }
+}
+
+/// A superblock of `T` being filled in (`fill_super`): new and locked, seen
+/// by nobody else yet.
 pub(crate) struct NewSuperBlock<'a, T: FileSystem> {
-    sb: &'a SuperBlock,
-    info: &'a T::SbInfo,
+    sb: &'a SuperBlock<T>,
 }
 
 impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
-    pub(crate) fn super_block(&self) -> &'a SuperBlock {
+    /// The superblock.
+    pub(crate) fn super_block(&self) -> &'a SuperBlock<T> {
         self.sb
     }
 
-    pub(crate) fn info(&self) -> &'a T::SbInfo {
-        self.info
+    /// What the filesystem keeps for it, moved there by `get_tree`.
+    pub(crate) fn info(&self) -> &'a T::Info {
+        self.sb.info()
     }
 
-    /// Sets the stacking depth, magic number and operations, and takes the
-    /// maximum file size, timestamp granularity and range (the VFS truncates
-    /// timestamps to ours) and POSIX ACL support of the real superblock.
-    pub(crate) fn set_params(&self, depth: i32, real: &SuperBlock) {
-        let (raw, real) = (self.sb.as_raw(), real.as_raw());
+    /// Sets how many filesystems are stacked under this one.
+    pub(crate) fn set_stack_depth(&self, depth: i32) {
         // SAFETY: the superblock is new and locked; nobody else uses it yet.
-        // The real one's fields are constant once it is mounted.
+        unsafe { (*self.sb.as_raw()).s_stack_depth = depth };
+    }
+
+    /// Takes the maximum file size, the timestamp granularity and range
+    /// (the VFS truncates timestamps to them) and POSIX ACL support of
+    /// `real`.
+    pub(crate) fn inherit_limits(&self, real: &SuperBlock<Real>) {
+        let (raw, real) = (self.sb.as_raw(), real.as_raw());
+        // SAFETY: the superblock is new and locked; the real one's fields are
+        // constant once it is mounted.
         unsafe {
-            (*raw).s_stack_depth = depth;
-            (*raw).s_magic = T::MAGIC;
             (*raw).s_maxbytes = (*real).s_maxbytes;
             (*raw).s_time_gran = (*real).s_time_gran;
             (*raw).s_time_min = (*real).s_time_min;
             (*raw).s_time_max = (*real).s_time_max;
             (*raw).s_flags |= (*real).s_flags & bindings::SHIFTFS_SB_POSIXACL;
-            (*raw).s_xattr = super::stacked::xattr_handlers::<T>();
-            (*raw).s_op = &Ops::<T>::TABLE;
-            (*raw).s_d_op = super::stacked::dentry_ops::<T>();
         }
     }
 
@@ -115,8 +152,8 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
         }
     }
 
-    /// Makes `inode` the root (`d_make_root()`), stacked on `real`.
-    pub(crate) fn set_root(&self, inode: ARef<Inode>, real: &Dentry) -> Result {
+    /// Makes `inode` the root (`d_make_root()`), standing on `real`.
+    pub(crate) fn set_root(&self, inode: ARef<Inode<T>>, real: &Dentry<Real>) -> Result {
         let raw = ARef::into_raw(inode);
         // SAFETY: `d_make_root` takes over our reference, also on failure.
         let root = unsafe { bindings::d_make_root(raw.as_ptr().cast()) };
@@ -133,96 +170,112 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
     }
 }
 
-struct Ops<T>(core::marker::PhantomData<T>);
+/// Filesystem statistics for `statfs()` (`struct kstatfs`).
+#[repr(transparent)]
+pub(crate) struct Kstatfs(bindings::kstatfs);
 
-impl<T: FileSystem> Ops<T> {
-    const TABLE: bindings::super_operations = bindings::super_operations {
-        evict_inode: Some(inode::evict_stacked),
-        // A stacked inode nothing refers to is not kept: it would hold its
-        // real inode, and with it the blocks of a file deleted below (or
-        // replaced by a rename), until memory pressure. The real inode
-        // has its own cache; a new lookup finds it there.
-        drop_inode: Some(bindings::generic_delete_inode),
+impl Kstatfs {
+    /// Sets the filesystem type statfs reports (`f_type`).
+    pub(crate) fn set_type(&mut self, magic: usize) {
+        self.0.f_type = magic as isize;
+    }
+
+    pub(super) fn as_raw(&mut self) -> *mut bindings::kstatfs {
+        &mut self.0
+    }
+}
+
+/// A `/proc` file being written (`struct seq_file`), for `show_options`.
+#[repr(transparent)]
+pub(crate) struct SeqFile(Opaque<bindings::seq_file>);
+
+impl SeqFile {
+    /// Writes formatted text (`seq_printf("%pA")`).
+    pub(crate) fn print(&mut self, args: fmt::Arguments<'_>) {
+        // SAFETY: `self` is the seq_file being written; `%pA` formats a
+        // `fmt::Arguments` that lives across the call.
+        unsafe {
+            bindings::seq_printf(
+                self.0.get(),
+                super::c_ptr(c"%pA"),
+                core::ptr::from_ref(&args).cast::<c_void>(),
+            )
+        };
+    }
+}
+
+/// The superblock operations of `T`.
+struct Table<T>(PhantomData<T>);
+
+impl<T: FileSystem> Table<T> {
+    const OPS: bindings::super_operations = bindings::super_operations {
+        evict_inode: Some(inode::evict),
+        // Without it, the VFS keeps unused inodes cached until memory
+        // pressure (`generic_drop_inode`).
+        drop_inode: if T::KEEP_UNUSED_INODES {
+            None
+        } else {
+            Some(drop_inode)
+        },
         statfs: Some(statfs::<T>),
         show_options: Some(show_options::<T>),
         sync_fs: Some(sync_fs::<T>),
         // SAFETY: all-zero is a valid table: NULL operations are optional.
-        ..unsafe { MaybeUninit::zeroed().assume_init() }
+        ..unsafe { inode::zeroed() }
     };
 }
 
-/// The `T::SbInfo` of a live superblock of `T`.
+/// `drop_inode` that evicts an inode as soon as nothing refers to it (what
+/// `generic_delete_inode`, later `inode_just_drop`, does).
 ///
 /// # Safety
 ///
-/// `sb` must be a live superblock of `T` between `fill_super` and `kill_sb`.
-unsafe fn info_of<'a, T: FileSystem>(sb: *mut bindings::super_block) -> &'a T::SbInfo {
-    // SAFETY: per the contract, `s_fs_info` is a live `T::SbInfo`.
-    unsafe { &*(*sb).s_fs_info.cast::<T::SbInfo>() }
+/// Called by the VFS with an inode whose last reference is going.
+unsafe extern "C" fn drop_inode(_inode: *mut bindings::inode) -> c_int {
+    1
 }
 
-/// `super_operations::statfs`: the real filesystem's figures.
-///
 /// # Safety
 ///
-/// Called by the VFS with a dentry of a live superblock of `T`.
+/// Called by the VFS with a dentry of a live superblock of `T` and a buffer
+/// to fill in.
 unsafe extern "C" fn statfs<T: FileSystem>(
     dentry: *mut bindings::dentry,
     buf: *mut bindings::kstatfs,
 ) -> c_int {
     from_result(|| {
         // SAFETY: per the contract.
-        let info = unsafe { info_of::<T>((*dentry).d_sb) };
-        // SAFETY: the real path is held by `info`; `buf` is writable.
-        kernel::error::to_result(unsafe {
-            bindings::vfs_statfs(T::real_root(info).as_raw(), buf)
-        })?;
-        // SAFETY: as above.
-        unsafe { (*buf).f_type = T::MAGIC as _ };
+        let (dentry, buf) = unsafe { (Dentry::<T>::from_raw(dentry), &mut *buf.cast::<Kstatfs>()) };
+        T::statfs(dentry, buf)?;
         Ok(0)
     })
 }
 
-/// `super_operations::sync_fs` (`syncfs()`, `sync`): writes back the real
-/// filesystem, whose pages and metadata all of a stacked file's are.
-///
 /// # Safety
 ///
-/// Called by the VFS with a live superblock of `T`, its `s_umount` held.
-unsafe extern "C" fn sync_fs<T: FileSystem>(sb: *mut bindings::super_block, wait: c_int) -> c_int {
-    if wait == 0 {
-        // The waiting pass that follows does the work.
-        return 0;
-    }
-    // SAFETY: per the contract; the real path held by `info` keeps the real
-    // superblock, whose `s_umount` we take as `sync_filesystem` requires.
-    unsafe {
-        let info = info_of::<T>(sb);
-        let real = (*(*T::real_root(info).as_raw()).mnt).mnt_sb;
-        bindings::down_read(&mut (*real).s_umount);
-        let ret = bindings::sync_filesystem(real);
-        bindings::up_read(&mut (*real).s_umount);
-        ret
-    }
-}
-
-/// `super_operations::show_options`: the options /proc/mounts shows.
-///
-/// # Safety
-///
-/// Called by the VFS with a seq_file and the root of a live superblock of `T`.
+/// Called by the VFS with a seq_file and the root of a live superblock of
+/// `T`.
 unsafe extern "C" fn show_options<T: FileSystem>(
     m: *mut bindings::seq_file,
     root: *mut bindings::dentry,
 ) -> c_int {
-    // SAFETY: per the contract.
-    let info = unsafe { info_of::<T>((*root).d_sb) };
-    let opts = T::show_options(info);
-    if !opts.is_empty() {
-        // SAFETY: `m` is the seq_file being written; `opts` is NUL-terminated.
-        unsafe { bindings::shiftfs_seq_puts(m, opts.as_char_ptr()) };
-    }
-    0
+    from_result(|| {
+        // SAFETY: per the contract.
+        let (m, root) = unsafe { (&mut *m.cast::<SeqFile>(), Dentry::<T>::from_raw(root)) };
+        T::show_options(root.super_block(), m)?;
+        Ok(0)
+    })
+}
+
+/// # Safety
+///
+/// Called by the VFS with a live superblock of `T`, its `s_umount` held.
+unsafe extern "C" fn sync_fs<T: FileSystem>(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+    from_result(|| {
+        // SAFETY: per the contract.
+        T::sync_fs(unsafe { SuperBlock::from_raw(sb) }, wait != 0)?;
+        Ok(0)
+    })
 }
 
 /// `get_tree_nodev` callback: fills a new superblock of `T`.
@@ -237,14 +290,42 @@ pub(super) unsafe extern "C" fn fill_super<T: FileSystem>(
 ) -> c_int {
     from_result(|| {
         // SAFETY: per the contract; the superblock is live and locked, and
-        // its info stays until `kill_sb`.
-        let (sb, info) = unsafe { (SuperBlock::from_raw(sb), info_of::<T>(sb)) };
-        T::fill_super(&NewSuperBlock { sb, info })?;
+        // its info stays until `kill_sb`. The operations are `'static`.
+        let sb = unsafe {
+            (*sb).s_magic = T::MAGIC;
+            (*sb).s_op = &Table::<T>::OPS;
+            (*sb).s_xattr = xattr::handlers::<T>();
+            set_dentry_operations(sb, dentry::operations::<T>());
+            SuperBlock::<T>::from_raw(sb)
+        };
+        T::fill_super(&NewSuperBlock { sb })?;
         Ok(0)
     })
 }
 
-/// Frees a superblock's private information.
+/// Sets the operations of the superblock's dentries (before any is made).
+///
+/// # Safety
+///
+/// `sb` must be a new superblock, seen by nobody else yet.
+unsafe fn set_dentry_operations(
+    sb: *mut bindings::super_block,
+    ops: &'static bindings::dentry_operations,
+) {
+    // SAFETY: per the contract.
+    #[cfg(not(shiftfs_kernel_7))]
+    unsafe {
+        (*sb).s_d_op = ops
+    };
+    // SAFETY: per the contract; since 6.17 the dentry flags that say which
+    // operations there are are set with the operations.
+    #[cfg(shiftfs_kernel_7)]
+    unsafe {
+        bindings::set_default_d_op(sb, ops)
+    };
+}
+
+/// Frees a superblock's information.
 ///
 /// # Safety
 ///
@@ -253,7 +334,7 @@ pub(super) unsafe fn drop_info<T: FileSystem>(sb: *mut bindings::super_block) {
     // SAFETY: per the contract, `s_fs_info` is NULL or the box leaked by
     // `FsContext::get_tree_nodev`, and nothing uses it any more.
     unsafe {
-        let info = (*sb).s_fs_info.cast::<T::SbInfo>();
+        let info = (*sb).s_fs_info.cast::<T::Info>();
         (*sb).s_fs_info = core::ptr::null_mut();
         if !info.is_null() {
             drop(KBox::from_raw(info));

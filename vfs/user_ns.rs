@@ -42,16 +42,29 @@ pub(crate) fn overflow_ids() -> (u32, u32) {
 
 /// A user namespace: a mapping between the ids its members use and kernel
 /// ids.
+///
+/// # Invariants
+///
+/// The wrapped `struct user_namespace` is live while the handle is
+/// (borrowed from what holds it: a superblock, a credential, a test).
 #[repr(transparent)]
 pub(crate) struct UserNamespace(Opaque<bindings::user_namespace>);
 
 impl UserNamespace {
     /// The initial user namespace, where ids and kernel ids are the same.
-    #[cfg_attr(not(shiftfs_kunit), allow(dead_code, reason = "used by core I"))]
+    #[cfg(shiftfs_kunit)]
     pub(crate) fn init() -> &'static Self {
         // SAFETY: `init_user_ns` is a static that lives forever; `Self` is
         // `repr(transparent)` over it.
         unsafe { &*core::ptr::addr_of!(bindings::init_user_ns).cast() }
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` must point to a live user namespace that stays live for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::user_namespace) -> &'a Self {
+        // SAFETY: `repr(transparent)`; liveness is the caller's promise.
+        unsafe { &*ptr.cast() }
     }
 
     pub(super) fn as_raw(&self) -> *mut bindings::user_namespace {
