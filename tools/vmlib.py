@@ -11,6 +11,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
+# The Cargo workspace of the guest binaries (tools/Cargo.toml), and where
+# `cargo build --release` of it puts them.
+WORKSPACE = TOOLS / "Cargo.toml"
+GUEST_BIN = TOOLS / "target" / "release"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shiftfs"
 VENV = CACHE / "venv"
 VNG = VENV / "bin" / "vng"
@@ -57,7 +61,8 @@ def vng_command(bzimage, guest_cmd, memory, extra=(), cpus=2):
 
 def boot(cmd, logfile, timeout, echo=True):
     """Runs the vng command `cmd`, writing the console to `logfile` (and to
-    stdout if `echo`) line by line; kills it after `timeout` seconds.
+    stdout if `echo` is True, or the lines `echo(line)` picks) line by line;
+    kills it after `timeout` seconds.
     Returns (console lines, timed out, seconds taken)."""
     start = time.monotonic()
     lines = []
@@ -77,7 +82,7 @@ def boot(cmd, logfile, timeout, echo=True):
                     line = raw.decode(errors="replace").rstrip("\r")
                     lines.append(line)
                     out.write(line + "\n")
-                    if echo:
+                    if echo is True or (echo and echo(line)):
                         print(line, flush=True)
             elif proc.poll() is not None:
                 break

@@ -16,11 +16,11 @@
 //! The host writes them as JSON to --out.
 
 mod mounts;
-mod sys;
 mod tarball;
 mod work;
 
 use mounts::{Kind, Lower};
+use shiftfs_sys as sys;
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -760,25 +760,23 @@ fn main() {
 
     let (host_sock, cont_sock) = sys::socketpair().expect("socketpair");
     let (ready_r, ready_w) = sys::socketpair().expect("socketpair");
-    let pid = sys::fork().expect("fork");
+    // SAFETY: the benchmark is single-threaded.
+    let pid = unsafe { sys::fork() }.expect("fork");
     if pid == 0 {
         drop((host_sock, ready_r));
         let r = sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS);
         let _ = sys::write_all(&ready_w, if r.is_ok() { b"u" } else { b"e" });
         let mut b = [0u8; 1];
         let _ = sys::read(&ready_w, &mut b);
-        if let Err(e) = r.and_then(|_| sys::become_root()) {
+        if let Err(e) = r
+            .map_err(|e| format!("unshare: {e}"))
+            .and_then(|_| sys::become_root())
+        {
             log(&format!("container: {e}"));
             std::process::exit(1);
         }
         // Mounts made in the container stay in it.
-        if let Err(e) = sys::mount(
-            "none",
-            Path::new("/"),
-            "",
-            libc::MS_REC | libc::MS_PRIVATE,
-            "",
-        ) {
+        if let Err(e) = sys::make_mounts_private() {
             log(&format!("container: make / private: {e}"));
         }
         let json = container(&a, tar, &cont_sock, &setup_failed);
@@ -789,8 +787,7 @@ fn main() {
     let mut b = [0u8; 1];
     let _ = sys::read(&ready_r, &mut b);
     if b[0] == b'u' {
-        std::fs::write(format!("/proc/{pid}/uid_map"), mounts::MAP).expect("uid_map");
-        std::fs::write(format!("/proc/{pid}/gid_map"), mounts::MAP).expect("gid_map");
+        sys::write_id_maps(pid, mounts::MAP).expect("id maps");
     }
     let _ = sys::write_all(&ready_r, b"g");
     let ok = serve(&host_sock, &a.out, &a.perf_dir);

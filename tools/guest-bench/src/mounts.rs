@@ -9,9 +9,9 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The container's id map: container 0..65535 are host 100000..165535.
-pub const MAP: &str = "0 100000 65536";
-pub const HOST_BASE: u32 = 100000;
+/// The container's id map (container 0..65535 are host 100000..165535),
+/// and the host id of the container's root.
+pub use sys::{CONTAINER_MAP as MAP, CONTAINER_ROOT as HOST_BASE};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -111,33 +111,7 @@ impl Lower {
 /// A user namespace with the container's map, kept open only for its fd:
 /// the id mapping given to idmapped mounts.
 pub fn mapping_userns() -> Result<OwnedFd, String> {
-    let (a, b) = sys::socketpair().map_err(|e| format!("socketpair: {e}"))?;
-    let pid = sys::fork().map_err(|e| format!("fork: {e}"))?;
-    if pid == 0 {
-        drop(a);
-        let ok = sys::unshare(libc::CLONE_NEWUSER).is_ok();
-        let _ = sys::write_all(&b, if ok { b"u" } else { b"e" });
-        let mut x = [0u8; 1];
-        let _ = sys::read(&b, &mut x);
-        std::process::exit(0);
-    }
-    drop(b);
-    let mut x = [0u8; 1];
-    sys::read(&a, &mut x).map_err(|e| format!("read: {e}"))?;
-    if x[0] != b'u' {
-        return Err("unshare(CLONE_NEWUSER) failed in the helper".into());
-    }
-    std::fs::write(format!("/proc/{pid}/uid_map"), MAP).map_err(|e| format!("uid_map: {e}"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), MAP).map_err(|e| format!("gid_map: {e}"))?;
-    let ns = sys::open_path(
-        Path::new(&format!("/proc/{pid}/ns/user")),
-        libc::O_RDONLY,
-        0,
-    )
-    .map_err(|e| format!("open ns/user: {e}"))?;
-    drop(a);
-    let _ = sys::waitpid(pid);
-    Ok(ns)
+    sys::userns_fd(MAP)
 }
 
 fn spawn(cmd: &mut Command) -> Result<(), String> {
@@ -248,7 +222,7 @@ pub fn host_setup(l: &Lower, kinds: &[Kind], userns: &OwnedFd) -> Vec<(Kind, Str
                     let m = l.mark();
                     mkdirs(&m)?;
                     mkdirs(&l.root(k))?;
-                    sys::mount(&img.to_string_lossy(), &m, "shiftfs", 0, "mark")
+                    sys::mount(&img.to_string_lossy(), &m, sys::FS_NAME, 0, "mark")
                         .map_err(|e| format!("mount -t shiftfs -o mark: {e}"))
                 }
             }
@@ -265,7 +239,7 @@ pub fn container_setup(l: &Lower) -> Sys<()> {
     sys::mount(
         &l.mark().to_string_lossy(),
         &l.root(Kind::Shiftfs),
-        "shiftfs",
+        sys::FS_NAME,
         0,
         "",
     )

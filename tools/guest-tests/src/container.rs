@@ -2,42 +2,30 @@
 //! namespaces whose uid and gid maps, 0:100000:65536, are written by the
 //! parent, as a container runtime does. Never init-namespace root pretending.
 
-use crate::harness::{Context, Outcome};
+use crate::{
+    harness::{Context, Outcome},
+    sys,
+};
 use nix::{
     sched::{unshare, CloneFlags},
     sys::wait::{waitpid, WaitStatus},
-    unistd::{fork, pipe, read, setresgid, setresuid, write, ForkResult, Gid, Uid},
+    unistd::{fork, pipe, read, write, ForkResult},
 };
 use std::{io::Read, os::fd::OwnedFd};
 
 /// The container's id map: container 0..65535 are host 100000..165535.
-pub const MAP: &str = "0 100000 65536";
+pub use sys::CONTAINER_MAP as MAP;
 /// The container's root on the host (the start of [`MAP`]'s range).
-pub const ROOT: u32 = 100_000;
+pub use sys::CONTAINER_ROOT as ROOT;
 
 fn child(ready: OwnedFd, go: OwnedFd, f: impl FnOnce() -> Outcome) -> Outcome {
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).ctx("unshare")?;
     write(&ready, b"u").ctx("signal parent")?;
     let mut b = [0u8; 1];
     ensure_one(read(&go, &mut b).ctx("wait for id maps")?)?;
-    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx("setresgid(0)")?;
-    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid(0)")?;
-    // Changing ids made the process non-dumpable, which makes its /proc
-    // files root's of the host: a container runtime inside this container
-    // could not write its children's id maps.
-    // SAFETY: a plain prctl on the calling process.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) } != 0 {
-        return Err("prctl(PR_SET_DUMPABLE)".into());
-    }
+    sys::become_root()?;
     // Mounts made in the test stay in the container.
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx("make / private")?;
+    sys::make_mounts_private().ctx("make / private")?;
     f()
 }
 
@@ -138,8 +126,7 @@ fn run_mapped_then(map: &str, f: impl FnOnce() -> Outcome, meanwhile: impl FnOnc
             let n = read(&ready_r, &mut b).ctx("wait for the child to unshare")?;
             if n == 1 {
                 let pid = child.as_raw();
-                std::fs::write(format!("/proc/{pid}/uid_map"), map).ctx("write uid_map")?;
-                std::fs::write(format!("/proc/{pid}/gid_map"), map).ctx("write gid_map")?;
+                sys::write_id_maps(pid, map)?;
                 write(&go_w, b"g").ctx("signal child")?;
             }
             drop(go_w);

@@ -1,13 +1,18 @@
-//! What the suites share: loading the module, and a real directory, its
-//! mark, and a target where a container mounts the mark shifted.
+//! What the suites share: loading the module, a real directory, its mark,
+//! and a target where a container mounts the mark shifted; checks of a
+//! refused mount request; the tools a suite copies in; and small helpers
+//! (walking a tree, changing ids, ACL values).
 
 use crate::{
     container,
     harness::{Context, Outcome},
-    sys::{self, FS_NAME},
+    sys::{self, FsContext, FS_NAME},
     Env,
 };
-use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
+use rustix::{
+    io::Errno,
+    mount::{mount, unmount, MountFlags, UnmountFlags},
+};
 use std::path::{Path, PathBuf};
 
 /// Loads the module under test (a suite's first test).
@@ -139,7 +144,7 @@ pub fn every_change_fails(t: &Path, file: &str, want: rustix::io::Errno) -> Outc
             rfs::open(&f, OFlags::WRONLY, Mode::empty()).map(drop),
         ),
         ("chmod", rfs::chmod(&f, Mode::from_raw_mode(0o600))),
-        ("truncate", crate::suites::reliability::truncate(&f, 0)),
+        ("truncate", crate::reliability::truncate(&f, 0)),
         (
             "setxattr",
             rfs::setxattr(&f, "user.x", b"x", XattrFlags::empty()),
@@ -149,6 +154,58 @@ pub fn every_change_fails(t: &Path, file: &str, want: rustix::io::Errno) -> Outc
         crate::ensure_eq!(r.err(), Some(want), what);
     }
     Ok(())
+}
+
+/// Checks that `res` failed with `want`, and that the context logged an
+/// error line containing `msg`.
+pub fn expect_logged_error(
+    fc: &FsContext,
+    res: Result<(), Errno>,
+    want: Errno,
+    msg: &str,
+) -> Outcome {
+    match res {
+        Ok(()) => return Err(format!("succeeded, expected {want:?}")),
+        Err(e) if e != want => return Err(format!("got {e:?}, expected {want:?}")),
+        Err(_) => {}
+    }
+    let log = fc.log();
+    if log.iter().any(|l| l.starts_with("e ") && l.contains(msg)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "no error line containing {msg:?} in the log: {log:?}"
+        ))
+    }
+}
+
+/// A program installed with `cargo install` (tools/setup): on PATH, or in
+/// the cargo home of root.
+pub fn find_tool(name: &str) -> Result<PathBuf, String> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(h) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(h).join("bin"));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(h).join(".cargo/bin"));
+    }
+    dirs.push("/root/.cargo/bin".into());
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{name} not found on PATH nor in ~/.cargo/bin: run tools/setup"))
+}
+
+/// Copies `src` into `dir` with `mode`, so that a container (to which
+/// root's home is closed) can read or run it.
+pub fn copy_in(src: &Path, dir: &Path, mode: u32) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dst = dir.join(src.file_name().ok_or("no file name")?);
+    std::fs::copy(src, &dst).ctx(&format!("copy {}", src.display()))?;
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode)).ctx("chmod")?;
+    Ok(dst)
 }
 
 /// Calls `f(path, relative path, lstat)` for every entry under `root`,
@@ -178,14 +235,7 @@ pub fn walk(
 }
 
 /// Makes the calling process (in a container) its uid and gid `id`.
-pub fn become_id(id: u32) -> Outcome {
-    let (u, g) = (
-        nix::unistd::Uid::from_raw(id),
-        nix::unistd::Gid::from_raw(id),
-    );
-    nix::unistd::setresgid(g, g, g).ctx("setresgid")?;
-    nix::unistd::setresuid(u, u, u).ctx("setresuid")
-}
+pub use sys::become_id;
 
 /// Drops the dentry and inode caches (needs root of the initial namespace).
 pub fn drop_caches() -> Outcome {

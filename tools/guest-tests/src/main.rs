@@ -8,9 +8,10 @@
 mod container;
 mod fixture;
 mod harness;
+mod reliability;
 mod suites;
-mod sys;
 
+use shiftfs_sys as sys;
 use std::path::PathBuf;
 
 /// What every test may use.

@@ -20,12 +20,11 @@
 //! of its own, where it also mounts the tmpfs that the EXDEV tests use as
 //! their second filesystem.
 
-use super::reliability as rel;
 use crate::{
     container, ensure,
-    fixture::{load, scratch_ext4, unload, Tree},
+    fixture::{copy_in, find_tool, load, scratch_ext4, unload, Tree},
     harness::{Context, Outcome},
-    tests, Env,
+    reliability as rel, tests, Env,
 };
 use nix::{
     mount::{mount, MsFlags},
@@ -63,34 +62,6 @@ const PJD_GROUP: &str = "pjdtests:x:1001:";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A program installed with `cargo install` (tools/setup): on PATH, or in
-/// the cargo home of root.
-pub fn find_tool(name: &str) -> Result<PathBuf, String> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(h) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(h).join("bin"));
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(h).join(".cargo/bin"));
-    }
-    dirs.push("/root/.cargo/bin".into());
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("{name} not found on PATH nor in ~/.cargo/bin: run tools/setup"))
-}
-
-/// Copies `src` into `dir` with `mode`, so that a container (to which
-/// root's home is closed) can read or run it.
-pub fn copy_in(src: &Path, dir: &Path, mode: u32) -> Result<PathBuf, String> {
-    let dst = dir.join(src.file_name().ok_or("no file name")?);
-    std::fs::copy(src, &dst).ctx(&format!("copy {}", src.display()))?;
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode)).ctx("chmod")?;
-    Ok(dst)
 }
 
 struct Dirs {

@@ -13,11 +13,11 @@
 //! `SHIFTFS_STRESS=long` repeats the ENOSPC workload 20 times and the power
 //! cut 10 times, with more files.
 
-use super::reliability::{self as rel, Ext4, Rng, Sysctls};
 use crate::{
     container, ensure, ensure_eq,
     fixture::{become_id, every_change_fails, load, unload, Tree},
     harness::{Context, Outcome},
+    reliability::{self as rel, Ext4, Rng, Sysctls},
     sys::FS_NAME,
     tests, Env,
 };
@@ -138,12 +138,7 @@ fn enospc_mid_workload_keeps_what_was_fsynced(env: &Env) -> Outcome {
             let manifest = env.scratch.join("faults-manifest");
             let mut out = std::fs::File::create(&manifest).ctx("manifest")?;
             let r = tree.in_shifted(|t| {
-                let (u, g) = (
-                    nix::unistd::Uid::from_raw(1000),
-                    nix::unistd::Gid::from_raw(1000),
-                );
-                nix::unistd::setresgid(g, g, g).ctx("setgid")?;
-                nix::unistd::setresuid(u, u, u).ctx("setuid")?;
+                become_id(1000)?;
                 let synced = fill_up(t, seed.wrapping_add(round))?;
                 for (k, v) in synced {
                     writeln!(out, "{k} {v}").ctx("write manifest")?;

@@ -3,8 +3,9 @@
 
 use crate::{
     ensure, ensure_eq,
+    fixture::expect_logged_error,
     harness::{Context, Outcome},
-    sys::{self, expect_logged_error, FsContext, FS_NAME},
+    sys::{self, FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{io::Errno, mount::MountFlags};

@@ -20,15 +20,11 @@
 //! Seeds are fixed unless `SHIFTFS_SEED` is set, and printed with the
 //! command that replays a run.
 
-use super::{
-    conformance::{copy_in, find_tool},
-    reliability as rel,
-};
 use crate::{
     container, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{copy_in, find_tool, load, unload, Tree},
     harness::{Context, Outcome},
-    tests, Env,
+    reliability as rel, tests, Env,
 };
 use rustix::{
     fs::{self as rfs, FallocateFlags, Mode, OFlags},

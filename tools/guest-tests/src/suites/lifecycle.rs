@@ -13,11 +13,11 @@
 //!
 //! Short: 48 cycles; `SHIFTFS_STRESS=long`: 1,000.
 
-use super::reliability as rel;
 use crate::{
     container, ensure, ensure_eq,
     fixture::{load, unload, Tree},
     harness::{Context, Outcome},
+    reliability as rel,
     sys::{self, FS_NAME},
     tests, Env,
 };

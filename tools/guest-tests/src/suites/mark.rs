@@ -4,9 +4,9 @@
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{drop_caches, load, unload, Tree},
+    fixture::{drop_caches, expect_logged_error, load, unload, Tree},
     harness::{Context, Outcome},
-    sys::{self, expect_logged_error, FsContext, FS_NAME},
+    sys::{self, FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{

@@ -16,7 +16,6 @@ pub mod mark;
 pub mod mount_checks;
 pub mod namei;
 pub mod notify;
-pub mod reliability;
 pub mod shift;
 pub mod stacking;
 pub mod stress;

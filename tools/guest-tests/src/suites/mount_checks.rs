@@ -4,9 +4,9 @@
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{load, unload},
+    fixture::{expect_logged_error, load, unload},
     harness::{Context, Outcome},
-    sys::{expect_logged_error, FsContext, FS_NAME},
+    sys::{self, FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{io::Errno, mount::MountFlags};
@@ -93,112 +93,17 @@ fn shifting_mount_of_unmarked_path_is_eperm_on_host(env: &Env) -> Outcome {
     expect_logged_error(&fc, res, Errno::PERM, "not on a shiftfs mark")
 }
 
-/// `struct mount_attr` of mount_setattr(2) (uapi linux/mount.h).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// `MOUNT_ATTR_IDMAP`.
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
-/// A user namespace with the container map, held by an fd (its process
-/// is gone once the fd is open).
-fn container_userns() -> Result<std::os::fd::OwnedFd, String> {
-    use nix::{sched::CloneFlags, sys::wait::waitpid, unistd::ForkResult};
-    let (ready_r, ready_w) = nix::unistd::pipe().ctx("pipe")?;
-    let (done_r, done_w) = nix::unistd::pipe().ctx("pipe")?;
-    // SAFETY: the test binary is single-threaded.
-    match unsafe { nix::unistd::fork() }.ctx("fork")? {
-        ForkResult::Child => {
-            // Only the parent may hold the write end, or the read below
-            // never sees end of file.
-            drop((ready_r, done_w));
-            let ok = nix::sched::unshare(CloneFlags::CLONE_NEWUSER).is_ok();
-            let _ = nix::unistd::write(&ready_w, if ok { b"y" } else { b"n" });
-            let mut b = [0u8; 1];
-            let _ = nix::unistd::read(&done_r, &mut b);
-            std::process::exit(0);
-        }
-        ForkResult::Parent { child } => {
-            drop((ready_w, done_r));
-            let mut b = [0u8; 1];
-            nix::unistd::read(&ready_r, &mut b).ctx("wait for unshare")?;
-            let pid = child.as_raw();
-            let res = (|| {
-                ensure_eq!(b[0], b'y', "unshare in the child");
-                for map in ["uid_map", "gid_map"] {
-                    std::fs::write(format!("/proc/{pid}/{map}"), crate::container::MAP)
-                        .ctx(&format!("write {map}"))?;
-                }
-                let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).ctx("open ns")?;
-                Ok(std::os::fd::OwnedFd::from(ns))
-            })();
-            drop(done_w);
-            waitpid(child, None).ctx("waitpid")?;
-            res
-        }
-    }
-}
-
 fn mark_of_an_idmapped_mount_is_einval_with_message(env: &Env) -> Outcome {
-    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
-    use std::os::fd::{AsRawFd, BorrowedFd};
     let (src, dst) = (env.scratch.join("idmap-src"), env.scratch.join("idmap-dst"));
     for d in [&src, &dst] {
         std::fs::create_dir_all(d).ctx("mkdir")?;
     }
-    let userns = container_userns()?;
-    let tree = open_tree(
-        rustix::fs::CWD,
-        &src,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .ctx("open_tree")?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: mount_setattr(2) with a valid tree fd, an empty NUL-terminated
-    // path, and a `struct mount_attr` of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    ensure_eq!(
-        rc,
-        0,
-        format!(
-            "mount_setattr(MOUNT_ATTR_IDMAP): {}",
-            std::io::Error::last_os_error()
-        )
-    );
-    // SAFETY: `tree` is open for the duration of the call.
-    let from = unsafe { BorrowedFd::borrow_raw(tree.as_raw_fd()) };
-    move_mount(
-        from,
-        c"",
-        rustix::fs::CWD,
-        &dst,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .ctx("move_mount")?;
+    let userns = sys::userns_fd(container::MAP)?;
+    sys::idmapped_bind(&src, &dst, &userns)?;
     let fc = request(&dst, true)?;
     let res = fc.create();
     let out = expect_logged_error(&fc, res, Errno::INVAL, "idmapped");
-    // The detached tree's fd keeps the mount busy.
-    drop((fc, tree));
+    drop(fc);
     rustix::mount::unmount(&dst, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
     out
 }

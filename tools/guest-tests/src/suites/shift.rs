@@ -1,16 +1,17 @@
 //! Shifting mounts, from a real container (0:100000:65536): on-disk ids
-//! appear as the same ids inside, unmapped ones as the overflow id, and the
-//! mount stands directly on the real filesystem under the mark.
+//! appear as the same ids inside, unmapped ones as the overflow id, the
+//! mount stands directly on the real filesystem under the mark, and a
+//! chown of one id leaves the other alone.
 
 use crate::{
     container, ensure, ensure_eq,
-    fixture::{load, unload, Tree},
+    fixture::{expect_logged_error, load, unload, Tree},
     harness::{Context, Outcome},
-    sys::{expect_logged_error, FsContext, FS_NAME},
+    sys::{FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{
-    fs::stat,
+    fs::{chown, chownat, stat, unlink, AtFlags, CWD},
     io::Errno,
     mount::{mount, unmount, MountFlags, UnmountFlags},
 };
@@ -27,6 +28,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     shifting_mount_is_one_level_deep,
     shiftfs_on_overlayfs,
     stacking_past_the_limit_is_einval,
+    chown_of_one_id_leaves_the_other_alone,
     host_unmarks,
     unload,
 ];
@@ -226,6 +228,41 @@ fn stacking_past_the_limit_is_einval(env: &Env) -> Outcome {
     unmount(&merged, UnmountFlags::empty()).ctx("umount overlay 2")?;
     unmount(&first, UnmountFlags::empty()).ctx("umount overlay 1")?;
     out
+}
+
+/// chown(2) of only the uid (gid -1) or only the gid through a shifting
+/// mount changes that id and leaves the other alone. Guards against
+/// shifting the id that was not asked for: chown_common() leaves it
+/// uninitialised, so a setattr that shifts both whenever ATTR_UID or
+/// ATTR_GID is set fails with EINVAL or not depending on stack contents;
+/// hence 50 rounds of each.
+fn chown_of_one_id_leaves_the_other_alone(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        let f = t.join("chown-one");
+        let mut fails = Vec::new();
+        for i in 0..50 {
+            std::fs::write(&f, b"x").ctx("create")?;
+            let uid = Some(rustix::process::Uid::from_raw(1000 + i));
+            let gid = Some(rustix::process::Gid::from_raw(1000 + i));
+            if let Err(e) = chown(&f, uid, None) {
+                fails.push(format!("chown({}, -1): {e:?}", 1000 + i));
+            }
+            if let Err(e) = chown(&f, None, gid) {
+                fails.push(format!("chown(-1, {}): {e:?}", 1000 + i));
+            }
+            if let Err(e) = chownat(CWD, &f, uid, None, AtFlags::SYMLINK_NOFOLLOW) {
+                fails.push(format!("lchown({}, -1): {e:?}", 1000 + i));
+            }
+        }
+        unlink(&f).ctx("unlink")?;
+        ensure!(
+            fails.is_empty(),
+            "{} of 150 failed: {:?}",
+            fails.len(),
+            &fails[..fails.len().min(6)]
+        );
+        Ok(())
+    })
 }
 
 fn tree(env: &Env) -> Tree {

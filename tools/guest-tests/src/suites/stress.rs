@@ -12,11 +12,11 @@
 //! Short: 3 workers for 20 s. `SHIFTFS_STRESS=long`: 6 workers for 10
 //! minutes (`SHIFTFS_STRESS_SECS` overrides the duration).
 
-use super::reliability::{self as rel, Rng};
 use crate::{
     ensure,
     fixture::{load, unload, walk, Tree},
     harness::{Context, Outcome},
+    reliability::{self as rel, Rng},
     tests, Env,
 };
 use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
