@@ -3,6 +3,8 @@
 # Out-of-tree build of shiftfs.ko.
 #
 #   make                 build shiftfs.ko against $(KDIR)
+#   make install         install it for $(KDIR)'s kernel (/lib/modules/<release>/
+#                        updates under $(INSTALL_MOD_PATH)) and run depmod
 #   make KUNIT=1         ... with the KUnit suites compiled in (tests only)
 #   make CLIPPY=1        ... with clippy as the Rust compiler driver
 #   make rust-analyzer   write rust-project.json for editors
@@ -34,11 +36,20 @@ modules:
 	@test -f $(KDIR)/Makefile || { \
 		echo "shiftfs: no kernel build in $(KDIR): run tools/kernel-build or set KDIR" >&2; \
 		exit 1; }
-	@id=$(kbuild_id); if [ "$$(cat .kbuild-id 2>/dev/null)" != "$$id" ]; then \
+	+@id=$(kbuild_id); if [ "$$(cat .kbuild-id 2>/dev/null)" != "$$id" ]; then \
 		[ ! -f .kbuild-id ] || echo "shiftfs: another kernel build ($(KDIR)): cleaning first"; \
 		$(kmake) -s clean && echo "$$id" >.kbuild-id; \
 	fi
 	$(kmake) modules
+
+# The kernel's modules_install for this module: /lib/modules/<release>/
+# updates/shiftfs.ko (under INSTALL_MOD_PATH, if set), then depmod, so that
+# `modprobe shiftfs` and `mount -t shiftfs` (the fs-shiftfs alias) load it.
+# Always the production module: a KUNIT=1 build is rebuilt without KUnit.
+install: modules
+	@if llvm-nm shiftfs.ko | grep -qi kunit; then \
+		echo "shiftfs: refusing to install a module with KUnit suites" >&2; exit 1; fi
+	+$(kmake) modules_install
 
 clean:
 	$(kmake) clean
@@ -76,4 +87,4 @@ stress:
 bench:
 	tools/bench
 
-.PHONY: all modules clean rust-analyzer check bench
+.PHONY: all modules install clean rust-analyzer check bench

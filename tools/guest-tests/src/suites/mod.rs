@@ -9,6 +9,7 @@ pub mod fileops;
 pub mod foundation;
 pub mod fsx;
 pub mod hostile;
+pub mod install;
 pub mod io;
 pub mod kernel_log;
 pub mod lifecycle;
@@ -42,6 +43,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("lifecycle", lifecycle::TESTS),
     ("faults", faults::TESTS),
     ("hostile", hostile::TESTS),
+    ("install", install::TESTS),
     // Last, so that it sees what every suite before it did.
     ("kernel_log", kernel_log::TESTS),
 ];
