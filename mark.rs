@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Mark rules: who may mark what, what may be mounted shifted, and how deep
-//! shiftfs stacks.
+//! Mark rules: who may mark what, what may be mounted shifted, how deep
+//! shiftfs stacks, what a mount may pass through, and what a remount may
+//! change.
 //!
 //! These decide from facts the mount code has gathered (capabilities, the
 //! source's filesystem, its stacking depth); each refusal carries the errno
@@ -15,6 +16,13 @@ use kernel::{
 /// `FILESYSTEM_MAX_STACK_DEPTH`: how many stacked filesystems may sit on a
 /// real one.
 pub(crate) const MAX_STACK_DEPTH: i32 = 2;
+
+/// `passthrough` bit 1: statfs reports the real filesystem's type (as
+/// Ubuntu's shiftfs; LXD detects its storage backend by it).
+pub(crate) const PASSTHROUGH_STATFS: u32 = 1;
+/// `passthrough` bit 2: the btrfs subvolume ioctls reach the real
+/// filesystem.
+pub(crate) const PASSTHROUGH_IOCTL: u32 = 2;
 
 /// Why a mount is refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,6 +99,68 @@ pub(crate) fn check_mark(src: &MarkSource) -> Result<i32, Refusal> {
         return Err(refuse(EINVAL, "the source is on an idmapped mount"));
     }
     stacked_depth(src.real_depth)
+}
+
+/// A `passthrough=N` value: the two bits, 0 to 3.
+pub(crate) fn check_passthrough(n: u32) -> Result<u32, Refusal> {
+    if n & !(PASSTHROUGH_STATFS | PASSTHROUGH_IOCTL) != 0 {
+        return Err(refuse(
+            EINVAL,
+            "passthrough takes 0 to 3 (1: statfs type, 2: btrfs ioctls)",
+        ));
+    }
+    Ok(n)
+}
+
+/// Whether a mount may pass `requested` through, standing on one that
+/// passes `allowed` (a shifting mount on its mark, a nested mark on the
+/// shifting mount it is made in): only a subset.
+pub(crate) fn check_passthrough_within(requested: u32, allowed: u32) -> Result<(), Refusal> {
+    if requested & !allowed != 0 {
+        return Err(refuse(
+            EPERM,
+            "passthrough may not exceed the passthrough of the mount it stands on",
+        ));
+    }
+    Ok(())
+}
+
+/// What a remount (`mount -o remount`) of a shiftfs superblock asks.
+pub(crate) struct Remount {
+    /// The superblock is a mark.
+    pub(crate) of_mark: bool,
+    /// `mark` is among the new options.
+    pub(crate) mark: bool,
+    /// The new `passthrough`, if given.
+    pub(crate) passthrough: Option<u32>,
+    /// The passthrough of the mark a shifting mount stands on.
+    pub(crate) allowed: u32,
+    /// The remount makes the superblock writable.
+    pub(crate) writable: bool,
+    /// The real tree under it is read-only.
+    pub(crate) real_readonly: bool,
+}
+
+/// Whether a remount may happen: a mark is never remounted, a shifting
+/// mount stays one, passes through only what its mark does, and stays
+/// read-only over a read-only real tree.
+pub(crate) fn check_remount(r: &Remount) -> Result<(), Refusal> {
+    if r.of_mark {
+        return Err(refuse(EPERM, "a mark cannot be remounted"));
+    }
+    if r.mark {
+        return Err(refuse(
+            EPERM,
+            "a shifting mount cannot be remounted as a mark",
+        ));
+    }
+    if let Some(p) = r.passthrough {
+        check_passthrough_within(p, r.allowed)?;
+    }
+    if r.writable && r.real_readonly {
+        return Err(refuse(EPERM, "the marked tree is read-only"));
+    }
+    Ok(())
 }
 
 /// Whether the source may be mounted shifted; the mount's stacking depth if so.
@@ -256,6 +326,82 @@ mod tests {
         }
     }
 
+    fn passthrough_takes_0_to_3(t: &mut Test) {
+        for n in 0..=3 {
+            kunit_expect_eq!(t, check_passthrough(n), Ok(n));
+        }
+        for n in [4, 5, 7, 8, u32::MAX] {
+            kunit_expect_eq!(t, errno(check_passthrough(n).map(|_| 0)), Err(EINVAL));
+        }
+    }
+
+    fn passthrough_only_within_what_it_stands_on(t: &mut Test) {
+        for allowed in 0..=3 {
+            for requested in 0..=3 {
+                let ok = requested & !allowed == 0;
+                let r = check_passthrough_within(requested, allowed).map_err(|r| r.err);
+                kunit_expect_eq!(t, r, if ok { Ok(()) } else { Err(EPERM) });
+            }
+        }
+    }
+
+    fn shifting(passthrough: Option<u32>) -> Remount {
+        Remount {
+            of_mark: false,
+            mark: false,
+            passthrough,
+            allowed: 3,
+            writable: false,
+            real_readonly: false,
+        }
+    }
+
+    fn a_mark_is_never_remounted(t: &mut Test) {
+        let r = Remount {
+            of_mark: true,
+            ..shifting(None)
+        };
+        kunit_expect_eq!(t, check_remount(&r).map_err(|r| r.err), Err(EPERM));
+        let r = Remount {
+            of_mark: true,
+            mark: true,
+            ..shifting(None)
+        };
+        kunit_expect_eq!(t, check_remount(&r).map_err(|r| r.err), Err(EPERM));
+    }
+
+    fn a_shifting_mount_stays_one(t: &mut Test) {
+        let r = Remount {
+            mark: true,
+            ..shifting(None)
+        };
+        kunit_expect_eq!(t, check_remount(&r).map_err(|r| r.err), Err(EPERM));
+    }
+
+    fn remount_passthrough_within_the_mark(t: &mut Test) {
+        kunit_expect_eq!(t, check_remount(&shifting(Some(3))), Ok(()));
+        kunit_expect_eq!(t, check_remount(&shifting(Some(0))), Ok(()));
+        let r = Remount {
+            allowed: 1,
+            ..shifting(Some(2))
+        };
+        kunit_expect_eq!(t, check_remount(&r).map_err(|r| r.err), Err(EPERM));
+    }
+
+    fn remount_stays_read_only_over_a_read_only_tree(t: &mut Test) {
+        let r = Remount {
+            writable: true,
+            real_readonly: true,
+            ..shifting(None)
+        };
+        kunit_expect_eq!(t, check_remount(&r).map_err(|r| r.err), Err(EPERM));
+        let r = Remount {
+            writable: true,
+            ..shifting(None)
+        };
+        kunit_expect_eq!(t, check_remount(&r), Ok(()));
+    }
+
     kunit_suite!(
         "shiftfs_mark_rules",
         [
@@ -271,6 +417,12 @@ mod tests {
             shifting_an_unmarked_path_is_eperm,
             shifting_past_the_stacking_limit_is_einval,
             every_refusal_explains_itself,
+            passthrough_takes_0_to_3,
+            passthrough_only_within_what_it_stands_on,
+            a_mark_is_never_remounted,
+            a_shifting_mount_stays_one,
+            remount_passthrough_within_the_mark,
+            remount_stays_read_only_over_a_read_only_tree,
         ]
     );
 }

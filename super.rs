@@ -7,7 +7,7 @@
 use crate::{
     cred::CreatorCreds,
     inode,
-    mark::{self, MarkSource, Refusal, ShiftSource, SourceFs},
+    mark::{self, MarkSource, Refusal, Remount, ShiftSource, SourceFs, PASSTHROUGH_STATFS},
     param_table,
     vfs::{
         cred::{Capability, Credential},
@@ -21,7 +21,10 @@ use crate::{
         ARef,
     },
 };
-use core::ffi::CStr;
+use core::{
+    ffi::CStr,
+    sync::atomic::{AtomicU32, Ordering},
+};
 use kernel::{
     error::code::{EINVAL, ENOPARAM, EPERM},
     prelude::*,
@@ -36,11 +39,15 @@ pub(crate) const SHIFTFS_MAGIC: usize = 0x6a65_6a62;
 
 /// Option numbers of [`Shiftfs::PARAMS`].
 const OPT_MARK: u8 = 0;
+const OPT_PASSTHROUGH: u8 = 1;
 
 impl FileSystem for Shiftfs {
     const NAME: &'static CStr = c"shiftfs";
     const FLAGS: i32 = FS_USERNS_MOUNT;
-    const PARAMS: param::Table = param_table![Spec::flag(c"mark", OPT_MARK)];
+    const PARAMS: param::Table = param_table![
+        Spec::flag(c"mark", OPT_MARK),
+        Spec::u32(c"passthrough", OPT_PASSTHROUGH),
+    ];
     type Context = MountRequest;
     const MAGIC: usize = SHIFTFS_MAGIC;
     type Info = Instance;
@@ -61,21 +68,43 @@ impl FileSystem for Shiftfs {
         if info.mark {
             // Nothing executes or gains privileges through a mark.
             sb.forbid_exec();
+        } else {
+            // What the real mount forbids, the shifting mount forbids too,
+            // and its mounts cannot undo it.
+            let (noexec, nodev) = info.real.mount_forbids();
+            if info.real_readonly {
+                sb.set_readonly();
+            }
+            if noexec {
+                sb.set_noexec();
+            }
+            if nodev {
+                sb.set_nodev();
+            }
         }
         let root = inode::get(sb.super_block(), info.real.inode())?;
         sb.set_root(root, info.real.dentry())
     }
 
-    /// The real filesystem's figures, with shiftfs's own type.
+    /// The real filesystem's figures, with shiftfs's own type unless the
+    /// mount passes the real one through.
     fn statfs(dentry: &Dentry<Self>, buf: &mut Kstatfs) -> Result {
-        dentry.super_block().info().real.statfs(buf)?;
-        buf.set_type(SHIFTFS_MAGIC);
+        let info = dentry.super_block().info();
+        info.real.statfs(buf)?;
+        if info.passthrough() & PASSTHROUGH_STATFS == 0 {
+            buf.set_type(SHIFTFS_MAGIC);
+        }
         Ok(())
     }
 
     fn show_options(sb: &SuperBlock<Self>, m: &mut SeqFile) -> Result {
-        if sb.info().mark {
+        let info = sb.info();
+        if info.mark {
             m.print(format_args!(",mark"));
+        }
+        let passthrough = info.passthrough();
+        if passthrough != 0 {
+            m.print(format_args!(",passthrough={passthrough}"));
         }
         Ok(())
     }
@@ -105,6 +134,14 @@ pub(crate) struct Instance {
     pub(crate) creds: CreatorCreds,
     /// `s_stack_depth`: the real filesystem's plus one.
     depth: i32,
+    /// What the mount passes through (`passthrough=N`, mark.rs); a
+    /// remount may change it.
+    passthrough: AtomicU32,
+    /// What the mark a shifting mount stands on passes through (a mark's
+    /// own, for a mark).
+    allowed: u32,
+    /// The real mount or filesystem is read-only.
+    real_readonly: bool,
 }
 
 impl Instance {
@@ -113,16 +150,27 @@ impl Instance {
         real: Path,
         creator: ARef<Credential>,
         depth: i32,
+        passthrough: u32,
+        allowed: u32,
     ) -> Result<Pin<KBox<Self>>> {
+        let real_readonly = real.is_readonly();
         KBox::pin_init(
             pin_init!(Self {
                 mark,
                 real,
                 creds <- CreatorCreds::new(creator),
                 depth,
+                passthrough: AtomicU32::new(passthrough),
+                allowed,
+                real_readonly,
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// What the mount passes through now.
+    pub(crate) fn passthrough(&self) -> u32 {
+        self.passthrough.load(Ordering::Relaxed)
     }
 }
 
@@ -137,6 +185,8 @@ fn real_below(path: &Path, on: &SuperBlock<Shiftfs>) -> Result<Path> {
 pub(crate) struct MountRequest {
     /// `-o mark`: mark the source as shiftable instead of shifting it.
     mark: bool,
+    /// `-o passthrough=N`, checked to be 0 to 3.
+    passthrough: Option<u32>,
 }
 
 impl fs_context::Context<Shiftfs> for MountRequest {
@@ -145,10 +195,39 @@ impl fs_context::Context<Shiftfs> for MountRequest {
     }
 
     fn parse_param(&mut self, fc: &FsContext<Shiftfs>, param: &Parameter) -> Result {
-        match fc.parse(param)? {
+        let parsed = fc.parse(param)?;
+        match parsed.opt {
             // Giving `mark` twice asks for the same thing twice.
             OPT_MARK => self.mark = true,
+            OPT_PASSTHROUGH => {
+                let n = mark::check_passthrough(parsed.uint_32).map_err(|r| {
+                    fc.fail(
+                        r.err,
+                        format_args!("passthrough={}: {}", parsed.uint_32, r.why),
+                    )
+                })?;
+                self.passthrough = Some(n);
+            }
             _ => return Err(ENOPARAM),
+        }
+        Ok(())
+    }
+
+    fn reconfigure(&mut self, fc: &FsContext<Shiftfs>) -> Result {
+        // The VFS calls `reconfigure` only for a remount.
+        let sb = fc.reconfiguring().ok_or(EINVAL)?;
+        let info = sb.info();
+        mark::check_remount(&Remount {
+            of_mark: info.mark,
+            mark: self.mark,
+            passthrough: self.passthrough,
+            allowed: info.allowed,
+            writable: fc.makes_writable(),
+            real_readonly: info.real_readonly,
+        })
+        .map_err(|r| fc.fail(r.err, format_args!("remount: {}", r.why)))?;
+        if let Some(p) = self.passthrough {
+            info.passthrough.store(p, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -167,6 +246,19 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                 e,
                 format_args!("{}: no real directory under it", show(source)),
             )
+        };
+        let requested = self.passthrough.unwrap_or(0);
+        let within = |allowed| {
+            mark::check_passthrough_within(requested, allowed).map_err(|r| {
+                let why = r.why;
+                fc.fail(
+                    r.err,
+                    format_args!(
+                        "{}: passthrough={requested}: {why} ({allowed})",
+                        show(source)
+                    ),
+                )
+            })
         };
         let sb = path.super_block();
         let on = sb.downcast::<Shiftfs>();
@@ -192,12 +284,18 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             .map_err(refused)?;
             let (real, creator) = match outer {
                 None => (path, Credential::current_without(Capability::SYS_RESOURCE)?),
-                Some(o) => (
-                    real_below(&path, o).map_err(no_real)?,
-                    o.info().creds.base().clone(),
-                ),
+                Some(o) => {
+                    // A nested mark passes through at most what the
+                    // shifting mount it is made in does.
+                    within(o.info().passthrough())?;
+                    (
+                        real_below(&path, o).map_err(no_real)?,
+                        o.info().creds.base().clone(),
+                    )
+                }
             };
-            return fc.get_tree_nodev(Instance::new(true, real, creator, depth)?);
+            let mark = Instance::new(true, real, creator, depth, requested, requested)?;
+            return fc.get_tree_nodev(mark);
         }
         // A shifting mount stands on the real directory under the marked
         // source, with the mark creator's credentials: one stacking level,
@@ -213,9 +311,19 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         // `check_shift` refused an unmarked source.
         let marked =
             marked.ok_or_else(|| fc.fail(EPERM, format_args!("{}: not marked", show(source))))?;
+        let allowed = marked.info().passthrough();
+        within(allowed)?;
         let real = real_below(&path, marked).map_err(no_real)?;
         let creator = marked.info().creds.base().clone();
-        fc.get_tree_nodev(Instance::new(false, real, creator, depth)?)
+        let passthrough = self.passthrough.unwrap_or(0);
+        fc.get_tree_nodev(Instance::new(
+            false,
+            real,
+            creator,
+            depth,
+            passthrough,
+            allowed,
+        )?)
     }
 }
 
@@ -282,9 +390,24 @@ mod tests {
         kunit_expect!(t, fc.data().mark);
     }
 
+    fn passthrough_takes_a_number_0_to_3(t: &mut Test) {
+        let mut fc = request();
+        kunit_expect_eq!(t, fc.parse(c"passthrough", Some(b"3")), Ok(()));
+        kunit_expect_eq!(t, fc.data().passthrough, Some(3));
+        kunit_expect_eq!(t, fc.parse(c"passthrough", Some(b"0")), Ok(()));
+        kunit_expect_eq!(t, fc.data().passthrough, Some(0));
+        for bad in [&b"4"[..], b"-1", b"x", b"", b"1x"] {
+            kunit_expect_eq!(t, fc.parse(c"passthrough", Some(bad)), Err(EINVAL));
+        }
+        kunit_expect_eq!(t, fc.parse(c"passthrough", None), Err(EINVAL));
+        // A refused value leaves the last good one.
+        kunit_expect_eq!(t, fc.data().passthrough, Some(0));
+    }
+
     kunit_suite!(
         "shiftfs_mount_options",
         [
+            passthrough_takes_a_number_0_to_3,
             no_options_is_a_shifting_mount,
             mark_is_a_flag,
             mark_twice_is_mark,

@@ -3,7 +3,7 @@
 //! Mount requests through the new mount API (`struct fs_context`,
 //! fs_context.h): parameters, the fs_context log, `get_tree`.
 
-use super::{bindings, fs_type::FileSystem};
+use super::{bindings, fs_type::FileSystem, super_block::SuperBlock};
 use core::ffi::CStr;
 use core::{ffi::c_void, fmt, marker::PhantomData, mem::MaybeUninit};
 use kernel::{
@@ -25,6 +25,10 @@ pub(crate) trait Context<T: FileSystem>: Sized + Send {
     /// Creates or finds the superblock and sets `fc->root`
     /// (`fsconfig(FSCONFIG_CMD_CREATE)`).
     fn get_tree(&mut self, fc: &FsContext<T>) -> Result;
+    /// Applies a remount to the superblock [`FsContext::reconfiguring`]
+    /// names (`mount -o remount`, `fsconfig(FSCONFIG_CMD_RECONFIGURE)`);
+    /// the VFS then applies the superblock flags.
+    fn reconfigure(&mut self, fc: &FsContext<T>) -> Result;
 }
 
 /// A mount request of filesystem type `T`.
@@ -46,10 +50,10 @@ impl<T: FileSystem> FsContext<T> {
         self.0.get()
     }
 
-    /// Matches `param` against `T::PARAMS` and returns the option number of
-    /// the entry it names. Unknown keys give `ENOPARAM`; a value of the
+    /// Matches `param` against `T::PARAMS`: the option number of the entry
+    /// it names, and its value. Unknown keys give `ENOPARAM`; a value of the
     /// wrong kind gives EINVAL with a message in the log.
-    pub(crate) fn parse(&self, param: &Parameter) -> Result<u8> {
+    pub(crate) fn parse(&self, param: &Parameter) -> Result<Parsed> {
         let mut result = MaybeUninit::<bindings::fs_parse_result>::zeroed();
         // SAFETY: `self` and `param` are valid for the call, the table is a
         // `'static` terminated array, and `result` is writable.
@@ -62,8 +66,36 @@ impl<T: FileSystem> FsContext<T> {
             )
         };
         to_result(opt)?;
-        // `__fs_parse` returns an entry's `opt`, a `u8`.
-        u8::try_from(opt).map_err(|_| EINVAL)
+        Ok(Parsed {
+            // `__fs_parse` returns an entry's `opt`, a `u8`.
+            opt: u8::try_from(opt).map_err(|_| EINVAL)?,
+            // SAFETY: `__fs_parse` filled the result in; every member of
+            // its union is plain data, and the `u32` one is what a
+            // `Spec::u32` entry sets (a flag leaves the zeroes).
+            uint_32: unsafe { result.assume_init().__bindgen_anon_1.uint_32 },
+        })
+    }
+
+    /// The superblock a remount (`reconfigure`) is for.
+    pub(crate) fn reconfiguring(&self) -> Option<&SuperBlock<T>> {
+        let raw = self.as_raw();
+        // SAFETY: `raw` is valid; a context for reconfiguring holds its
+        // root (`fc->root`), whose superblock is one of `T`'s.
+        unsafe {
+            if (*raw).purpose() != bindings::fs_context_purpose_FS_CONTEXT_FOR_RECONFIGURE {
+                return None;
+            }
+            Some(SuperBlock::from_raw((*(*raw).root).d_sb))
+        }
+    }
+
+    /// Whether the request makes the superblock writable (clears
+    /// `SB_RDONLY`).
+    pub(crate) fn makes_writable(&self) -> bool {
+        let raw = self.as_raw();
+        let ro = bindings::SHIFTFS_SB_RDONLY as u32;
+        // SAFETY: plain reads of the context's fields.
+        unsafe { (*raw).sb_flags_mask & ro != 0 && (*raw).sb_flags & ro == 0 }
     }
 
     /// Writes an error line to the context's log, which `fsopen()` users read
@@ -118,6 +150,15 @@ impl<T: FileSystem> FsContext<T> {
     }
 }
 
+/// A parameter as the table names it: its option number and its value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Parsed {
+    /// The option number of the table entry.
+    pub(crate) opt: u8,
+    /// The value of a `Spec::u32` entry.
+    pub(crate) uint_32: u32,
+}
+
 /// One mount parameter (`struct fs_parameter`).
 #[repr(transparent)]
 pub(crate) struct Parameter(Opaque<bindings::fs_parameter>);
@@ -139,6 +180,7 @@ impl<T: FileSystem> Ops<T> {
         free: Some(free::<T>),
         parse_param: Some(parse_param::<T>),
         get_tree: Some(get_tree::<T>),
+        reconfigure: Some(reconfigure::<T>),
         // SAFETY: all-zero is a valid table: NULL callbacks are optional.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
@@ -235,6 +277,21 @@ unsafe extern "C" fn get_tree<T: FileSystem>(fc: *mut bindings::fs_context) -> c
         // SAFETY: valid for the call, per the function's contract.
         let (ctx, fctx) = unsafe { (private::<T>(fc), FsContext::<T>::from_raw(fc)) };
         ctx.get_tree(fctx)?;
+        Ok(0)
+    })
+}
+
+/// `fs_context_operations::reconfigure`.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid context for reconfiguring, set up by
+/// `init_fs_context`.
+unsafe extern "C" fn reconfigure<T: FileSystem>(fc: *mut bindings::fs_context) -> c_int {
+    from_result(|| {
+        // SAFETY: valid for the call, per the function's contract.
+        let (ctx, fctx) = unsafe { (private::<T>(fc), FsContext::<T>::from_raw(fc)) };
+        ctx.reconfigure(fctx)?;
         Ok(0)
     })
 }

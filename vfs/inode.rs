@@ -144,6 +144,7 @@ impl<T: FileSystem> Inode<T> {
         // the kernel's own setter.
         unsafe {
             (*dst).i_ino = (*src).i_ino;
+            (*dst).i_generation = (*src).i_generation;
             (*dst).i_mode = (*src).i_mode;
             (*dst).i_uid.val = uid.0;
             (*dst).i_gid.val = gid.0;

@@ -22,6 +22,18 @@ impl Spec {
         })
     }
 
+    /// An unsigned number: `key=N` (`fsparam_u32()`); its value is in
+    /// [`Parsed::uint_32`](super::fs_context::Parsed).
+    pub(crate) const fn u32(name: &'static CStr, opt: u8) -> Self {
+        Self(bindings::fs_parameter_spec {
+            name: super::c_ptr(name),
+            type_: Some(bindings::fs_param_is_u32),
+            opt,
+            flags: 0,
+            data: core::ptr::null(),
+        })
+    }
+
     /// The all-zero entry that ends a table.
     pub(crate) const END: Self = Self(bindings::fs_parameter_spec {
         name: core::ptr::null(),

@@ -148,6 +148,25 @@ impl Path {
         unsafe { bindings::shiftfs_is_idmapped_mnt(self.0.mnt) }
     }
 
+    /// Whether the path is on a read-only mount or superblock
+    /// (`__mnt_is_readonly()`).
+    pub(crate) fn is_readonly(&self) -> bool {
+        // SAFETY: `mnt` is a live mount we hold a reference to.
+        unsafe { bindings::__mnt_is_readonly(self.0.mnt) }
+    }
+
+    /// Whether the path's mount forbids executing (`noexec`) and device
+    /// nodes (`nodev`).
+    pub(crate) fn mount_forbids(&self) -> (bool, bool) {
+        // SAFETY: `mnt` is a live mount we hold a reference to; its flags
+        // are read once.
+        let flags = unsafe { core::ptr::read_volatile(&(*self.0.mnt).mnt_flags) } as u32;
+        (
+            flags & bindings::SHIFTFS_MNT_NOEXEC != 0,
+            flags & bindings::SHIFTFS_MNT_NODEV != 0,
+        )
+    }
+
     /// Statistics of the filesystem the path is on (`vfs_statfs()`).
     pub(crate) fn statfs(&self, buf: &mut Kstatfs) -> Result {
         // SAFETY: the path is live; `buf` is writable.

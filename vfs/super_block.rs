@@ -65,7 +65,16 @@ impl<T> SuperBlock<T> {
     }
 }
 
+/// `s_magic` of btrfs.
+pub(crate) const BTRFS_SUPER_MAGIC: u64 = bindings::SHIFTFS_BTRFS_SUPER_MAGIC as u64;
+
 impl SuperBlock<Real> {
+    /// The filesystem's magic number (`s_magic`).
+    pub(crate) fn magic(&self) -> u64 {
+        // SAFETY: set when the superblock is filled in, constant afterwards.
+        unsafe { (*self.as_raw()).s_magic as u64 }
+    }
+
     /// This superblock as one of `T`'s, if it is.
     pub(crate) fn downcast<T: FileSystem>(&self) -> Option<&SuperBlock<T>> {
         // SAFETY: `s_type` never changes.
@@ -136,6 +145,34 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
             (*raw).s_time_min = (*real).s_time_min;
             (*raw).s_time_max = (*real).s_time_max;
             (*raw).s_flags |= (*real).s_flags & bindings::SHIFTFS_SB_POSIXACL;
+        }
+    }
+
+    /// Makes the superblock read-only (`SB_RDONLY`).
+    pub(crate) fn set_readonly(&self) {
+        // SAFETY: the superblock is new and locked; nobody else uses it yet.
+        unsafe { (*self.sb.as_raw()).s_flags |= bindings::SHIFTFS_SB_RDONLY };
+    }
+
+    /// Nothing on this superblock executes (`SB_I_NOEXEC`), whatever its
+    /// mounts say.
+    pub(crate) fn set_noexec(&self) {
+        let raw = self.sb.as_raw();
+        // SAFETY: the superblock is new and locked; nobody else uses it yet.
+        unsafe {
+            (*raw).s_iflags |= bindings::SHIFTFS_SB_I_NOEXEC;
+            (*raw).s_flags |= bindings::SHIFTFS_SB_NOEXEC;
+        }
+    }
+
+    /// No device node on this superblock opens (`SB_I_NODEV`), whatever its
+    /// mounts say.
+    pub(crate) fn set_nodev(&self) {
+        let raw = self.sb.as_raw();
+        // SAFETY: the superblock is new and locked; nobody else uses it yet.
+        unsafe {
+            (*raw).s_iflags |= bindings::SHIFTFS_SB_I_NODEV;
+            (*raw).s_flags |= bindings::SHIFTFS_SB_NODEV;
         }
     }
 

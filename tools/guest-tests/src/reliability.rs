@@ -226,7 +226,10 @@ pub fn lockstep(
         r
     });
     let h = helper.wait().map(drop).map_err(|e| format!("host: {e}"));
-    c.and(h)
+    match (c, h) {
+        (Err(c), Err(h)) => Err(format!("{c}; {h}")),
+        (c, h) => c.and(h),
+    }
 }
 
 /// Writes to /proc/sys/vm/drop_caches (root of the initial namespace).

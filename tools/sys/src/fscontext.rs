@@ -5,7 +5,10 @@ use crate::errno::check_long;
 use rustix::{
     fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     io::Errno as RustixErrno,
-    mount::{fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsopen, FsOpenFlags},
+    mount::{
+        fsconfig_create, fsconfig_reconfigure, fsconfig_set_flag, fsconfig_set_string, fsopen,
+        fspick, FsOpenFlags, FsPickFlags,
+    },
 };
 
 /// A mount request through `fsopen()`, with the messages the filesystem
@@ -20,6 +23,18 @@ impl FsContext {
         let fd =
             fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| format!("fsopen({fs}): {e}"))?;
         Ok(Self { fd })
+    }
+
+    /// fspick(2) of the mount at `path`: a context to remount it with.
+    pub fn pick(path: &std::path::Path) -> Result<Self, String> {
+        let fd = fspick(rustix::fs::CWD, path, FsPickFlags::FSPICK_CLOEXEC)
+            .map_err(|e| format!("fspick({}): {e}", path.display()))?;
+        Ok(Self { fd })
+    }
+
+    /// FSCONFIG_CMD_RECONFIGURE: the remount of a picked mount.
+    pub fn reconfigure(&self) -> Result<(), RustixErrno> {
+        fsconfig_reconfigure(self.fd.as_fd())
     }
 
     /// FSCONFIG_SET_FLAG `key`.
