@@ -4,21 +4,42 @@
 //! file opened as a backing file with the creator's credentials (which it
 //! keeps), with the backing-file helpers; the other file operations run on
 //! the real file with the credentials it was opened with.
+//!
+//! Locks (`fcntl` POSIX and OFD locks, `flock`) are taken on the real file,
+//! so that a process on the host and one in the container that lock the
+//! same file exclude each other, as on one filesystem; a close drops the
+//! POSIX locks its owner holds there, the last close the others.
+//!
+//! ioctls: the VFS answers the inode flag requests itself (through
+//! `fileattr_get`/`fileattr_set`); of the rest, `FS_IOC_GETVERSION` and,
+//! where the mount passes them through (`passthrough` bit 2) and the real
+//! filesystem is btrfs, the btrfs subvolume requests Ubuntu's shiftfs
+//! passed reach the real file, unchanged, with the creator's credentials
+//! (the caller's fsuid/fsgid, shifted) without capabilities: the real
+//! filesystem judges them as it would an unprivileged user's. No file or
+//! descriptor is ever handed across, so snapshot creation, whose request
+//! names its source by a descriptor, is EOPNOTSUPP. Everything else is
+//! ENOTTY.
 
 use crate::{
     cred,
+    mark::PASSTHROUGH_IOCTL,
     superblock::Shiftfs,
     vfs::{
-        cred::OverrideCurrent,
+        cred::{Capability, OverrideCurrent},
+        errno::eopnotsupp,
         file::{
-            File, FileOperations, IovIter, Kiocb, OpenFlags, OpeningFile, Pipe, RemapFlags, Vma,
+            File, FileLock, FileOperations, IoctlArg, IoctlCmd, IovIter, Kiocb, LockCmd, LockOwner,
+            OpenFlags, OpeningFile, Pipe, RemapFlags, Vma, BTRFS_SUBVOL_RDONLY,
         },
         inode::Inode,
+        super_block::BTRFS_SUPER_MAGIC,
         ARef, Real,
     },
 };
 use kernel::{
-    error::code::{EINVAL, ENOENT, EXDEV},
+    error::code::{EINVAL, ENOENT, ENOTTY, EXDEV},
+    ffi::c_long,
     prelude::*,
 };
 
@@ -41,6 +62,70 @@ fn sync_flags(file: &File<Shiftfs>) -> Result {
     }
     real.set_flags(SETFL, flags);
     Ok(())
+}
+
+/// What becomes of an ioctl request that reaches shiftfs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum IoctlRule {
+    /// Run by the real file with the creator's credentials, shifted, and
+    /// no capability but `keep`.
+    Forward { keep: Option<Capability> },
+    /// `BTRFS_IOC_SUBVOL_SETFLAGS`: forwarded if the flags it sets are
+    /// only the read-only flag, EOPNOTSUPP otherwise.
+    ForwardReadOnlyFlag,
+    /// Refused with this errno.
+    Refuse(Error),
+}
+
+/// The rule for request `cmd`, on a file whose real file is on btrfs or
+/// not, through a mount that passes `passthrough`.
+pub(crate) fn ioctl_rule(cmd: IoctlCmd, on_btrfs: bool, passthrough: u32) -> IoctlRule {
+    use IoctlRule::*;
+    if cmd == IoctlCmd::FS_GETVERSION {
+        return Forward { keep: None };
+    }
+    if !on_btrfs || passthrough & PASSTHROUGH_IOCTL == 0 {
+        return Refuse(ENOTTY);
+    }
+    match cmd {
+        IoctlCmd::BTRFS_FS_INFO
+        | IoctlCmd::BTRFS_SUBVOL_CREATE
+        | IoctlCmd::BTRFS_SUBVOL_CREATE_V2
+        | IoctlCmd::BTRFS_SUBVOL_GETFLAGS => Forward { keep: None },
+        IoctlCmd::BTRFS_SUBVOL_SETFLAGS => ForwardReadOnlyFlag,
+        // btrfs lets an unprivileged user destroy a subvolume only where
+        // the filesystem is mounted `user_subvol_rm_allowed`, and then
+        // like `rmdir` of its root; Ubuntu's shiftfs kept the override of
+        // permission bits for it.
+        IoctlCmd::BTRFS_SNAP_DESTROY => Forward {
+            keep: Some(Capability::DAC_OVERRIDE),
+        },
+        // The source subvolume is a descriptor of the caller's: btrfs
+        // would find a shiftfs file there, and the real file must never
+        // be put in a descriptor table (CVE-2019-15791, CVE-2021-3492).
+        IoctlCmd::BTRFS_SNAP_CREATE | IoctlCmd::BTRFS_SNAP_CREATE_V2 => Refuse(eopnotsupp()),
+        _ => Refuse(ENOTTY),
+    }
+}
+
+/// An ioctl on an open shiftfs file or directory, by [`ioctl_rule`].
+pub(crate) fn ioctl(file: &File<Shiftfs>, cmd: IoctlCmd, arg: &IoctlArg) -> Result<c_long> {
+    let sb = file.inode().super_block();
+    let real = file.real();
+    let on_btrfs = real.inode().super_block().magic() == BTRFS_SUPER_MAGIC;
+    let keep = match ioctl_rule(cmd, on_btrfs, sb.info().passthrough()) {
+        IoctlRule::Refuse(err) => return Err(err),
+        IoctlRule::Forward { keep } => keep,
+        IoctlRule::ForwardReadOnlyFlag => {
+            // btrfs reads the flags again and refuses any other itself.
+            if arg.read_u64()? & !BTRFS_SUBVOL_RDONLY != 0 {
+                return Err(eopnotsupp());
+            }
+            None
+        }
+    };
+    let _as = cred::creds(sb)?.with_only(keep)?.override_current();
+    real.ioctl(cmd, arg)
 }
 
 /// `fsync` of the real file (or directory), with the credentials it was
@@ -199,4 +284,103 @@ impl FileOperations for Shiftfs {
     fn after_io(file: &File<Self>) {
         show_size(file);
     }
+
+    fn lock(file: &File<Self>, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        file.lock_real(cmd, fl)
+    }
+
+    fn flock(file: &File<Self>, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        file.flock_real(cmd, fl)
+    }
+
+    fn flush(file: &File<Self>, owner: LockOwner) -> Result {
+        file.flush_real(owner)
+    }
+
+    fn ioctl(file: &File<Self>, cmd: IoctlCmd, arg: &IoctlArg) -> Result<c_long> {
+        ioctl(file, cmd, arg)
+    }
+}
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::*;
+    use crate::{kunit_expect_eq, kunit_suite, mark::PASSTHROUGH_STATFS, vfs::kunit::Test};
+
+    const ALL: u32 = PASSTHROUGH_STATFS | PASSTHROUGH_IOCTL;
+    const FORWARD: IoctlRule = IoctlRule::Forward { keep: None };
+
+    fn the_generation_is_always_asked_of_the_real_file(t: &mut Test) {
+        for (btrfs, pass) in [(false, 0), (true, 0), (true, ALL)] {
+            kunit_expect_eq!(t, ioctl_rule(IoctlCmd::FS_GETVERSION, btrfs, pass), FORWARD);
+        }
+    }
+
+    fn btrfs_requests_need_btrfs_and_bit_2(t: &mut Test) {
+        let cmd = IoctlCmd::BTRFS_SUBVOL_CREATE;
+        kunit_expect_eq!(t, ioctl_rule(cmd, true, ALL), FORWARD);
+        kunit_expect_eq!(t, ioctl_rule(cmd, true, PASSTHROUGH_IOCTL), FORWARD);
+        kunit_expect_eq!(
+            t,
+            ioctl_rule(cmd, true, PASSTHROUGH_STATFS),
+            IoctlRule::Refuse(ENOTTY)
+        );
+        kunit_expect_eq!(t, ioctl_rule(cmd, false, ALL), IoctlRule::Refuse(ENOTTY));
+    }
+
+    fn the_subvolume_list_is_ubuntus(t: &mut Test) {
+        for cmd in [
+            IoctlCmd::BTRFS_FS_INFO,
+            IoctlCmd::BTRFS_SUBVOL_CREATE,
+            IoctlCmd::BTRFS_SUBVOL_CREATE_V2,
+            IoctlCmd::BTRFS_SUBVOL_GETFLAGS,
+        ] {
+            kunit_expect_eq!(t, ioctl_rule(cmd, true, ALL), FORWARD);
+        }
+        kunit_expect_eq!(
+            t,
+            ioctl_rule(IoctlCmd::BTRFS_SUBVOL_SETFLAGS, true, ALL),
+            IoctlRule::ForwardReadOnlyFlag
+        );
+        kunit_expect_eq!(
+            t,
+            ioctl_rule(IoctlCmd::BTRFS_SNAP_DESTROY, true, ALL),
+            IoctlRule::Forward {
+                keep: Some(Capability::DAC_OVERRIDE)
+            }
+        );
+    }
+
+    fn snapshots_are_refused_not_handed_a_descriptor(t: &mut Test) {
+        for cmd in [IoctlCmd::BTRFS_SNAP_CREATE, IoctlCmd::BTRFS_SNAP_CREATE_V2] {
+            kunit_expect_eq!(
+                t,
+                ioctl_rule(cmd, true, ALL),
+                IoctlRule::Refuse(eopnotsupp())
+            );
+        }
+    }
+
+    fn other_requests_are_enotty(t: &mut Test) {
+        // BTRFS_IOC_DEFRAG, BTRFS_IOC_SYNC, BTRFS_IOC_INO_LOOKUP, FICLONE's
+        // number, and nonsense.
+        for n in [0x5000_9402u32, 0x0000_9408, 0xd000_9412, 0x4004_9409, 0] {
+            kunit_expect_eq!(
+                t,
+                ioctl_rule(IoctlCmd(n), true, ALL),
+                IoctlRule::Refuse(ENOTTY)
+            );
+        }
+    }
+
+    kunit_suite!(
+        "shiftfs_ioctl",
+        [
+            the_generation_is_always_asked_of_the_real_file,
+            btrfs_requests_need_btrfs_and_bit_2,
+            the_subvolume_list_is_ubuntus,
+            snapshots_are_refused_not_handed_a_descriptor,
+            other_requests_are_enotty,
+        ]
+    );
 }

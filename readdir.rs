@@ -9,12 +9,15 @@ use crate::{
     superblock::Shiftfs,
     vfs::{
         cred::OverrideCurrent,
-        file::{DirContext, DirOperations, File, OpeningFile},
+        file::{
+            DirContext, DirOperations, File, FileLock, IoctlArg, IoctlCmd, LockCmd, LockOwner,
+            OpeningFile,
+        },
         inode::Inode,
         ARef, Real,
     },
 };
-use kernel::prelude::*;
+use kernel::{ffi::c_long, prelude::*};
 
 #[vtable]
 impl DirOperations for Shiftfs {
@@ -48,5 +51,23 @@ impl DirOperations for Shiftfs {
     /// Programs fsync a directory to make a rename or create in it durable.
     fn fsync(file: &File<Self>, start: i64, end: i64, datasync: bool) -> Result {
         file::fsync(file, start, end, datasync)
+    }
+
+    /// Locks on directories are the real directory's, as for files.
+    fn lock(file: &File<Self>, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        file.lock_real(cmd, fl)
+    }
+
+    fn flock(file: &File<Self>, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        file.flock_real(cmd, fl)
+    }
+
+    fn flush(file: &File<Self>, owner: LockOwner) -> Result {
+        file.flush_real(owner)
+    }
+
+    /// Subvolume requests are made on directories (file.rs).
+    fn ioctl(file: &File<Self>, cmd: IoctlCmd, arg: &IoctlArg) -> Result<c_long> {
+        file::ioctl(file, cmd, arg)
     }
 }

@@ -22,7 +22,6 @@ impl Capability {
     /// `CAP_MKNOD`: making device nodes.
     pub(crate) const MKNOD: Self = Self(bindings::CAP_MKNOD);
     /// `CAP_DAC_OVERRIDE`.
-    #[cfg(shiftfs_kunit)]
     pub(crate) const DAC_OVERRIDE: Self = Self(bindings::CAP_DAC_OVERRIDE);
 
     /// Whether the calling task has this capability in the initial user
@@ -127,9 +126,9 @@ impl Credential {
         Ok(unsafe { ARef::from_raw(new.cast()) })
     }
 
-    /// A copy of these credentials with the filesystem ids set (for calls
-    /// into a lower filesystem on behalf of a caller).
-    pub(crate) fn with_fsids(&self, fsuid: Kuid, fsgid: Kgid) -> Result<ARef<Self>> {
+    /// A copy of these credentials, changed by `edit` before it is
+    /// published.
+    fn edited_copy(&self, edit: impl FnOnce(&mut bindings::cred)) -> Result<ARef<Self>> {
         let new = {
             // `prepare_creds()` copies the task's credentials: make them
             // these, for the copy only.
@@ -138,12 +137,33 @@ impl Credential {
             NonNull::new(unsafe { bindings::prepare_creds() }).ok_or(ENOMEM)?
         };
         // SAFETY: the copy is ours alone until it is wrapped below.
-        unsafe {
-            (*new.as_ptr()).fsuid.val = fsuid.0;
-            (*new.as_ptr()).fsgid.val = fsgid.0;
-        }
+        edit(unsafe { &mut *new.as_ptr() });
         // SAFETY: the new credentials carry one reference, now ours.
         Ok(unsafe { ARef::from_raw(new.cast()) })
+    }
+
+    /// A copy of these credentials with the filesystem ids set (for calls
+    /// into a lower filesystem on behalf of a caller).
+    pub(crate) fn with_fsids(&self, fsuid: Kuid, fsgid: Kgid) -> Result<ARef<Self>> {
+        self.edited_copy(|c| {
+            c.fsuid.val = fsuid.0;
+            c.fsgid.val = fsgid.0;
+        })
+    }
+
+    /// A copy of these credentials whose effective capabilities are only
+    /// `keep`, if these have it: a call made with them is judged as an
+    /// unprivileged user's (by ownership and permission bits alone).
+    pub(crate) fn with_only(&self, keep: Option<Capability>) -> Result<ARef<Self>> {
+        self.edited_copy(|c| {
+            let set = &raw mut c.cap_effective;
+            for cap in 0..=bindings::SHIFTFS_CAP_LAST_CAP {
+                if keep != Some(Capability(cap as u32)) {
+                    // SAFETY: `set` is a capability set of the unshared copy.
+                    unsafe { bindings::shiftfs_cap_lower(set, cap) };
+                }
+            }
+        })
     }
 
     pub(super) fn as_raw(&self) -> *const bindings::cred {
@@ -204,9 +224,28 @@ mod tests {
         kunit_expect!(t, current_fsids() == (Kuid(1000), Kgid(1000)));
     }
 
+    fn a_copy_with_only_one_capability_has_no_other(t: &mut Test) {
+        let c = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
+        let d = c
+            .with_only(Some(Capability::DAC_OVERRIDE))
+            .expect("with_only");
+        kunit_expect!(t, d.has_effective(Capability::DAC_OVERRIDE));
+        kunit_expect!(t, !d.has_effective(Capability::SYS_ADMIN));
+        kunit_expect!(t, !d.has_effective(Capability::MKNOD));
+        let e = c.with_only(None).expect("with_only");
+        kunit_expect!(t, !e.has_effective(Capability::DAC_OVERRIDE));
+        // One the original lacks is not granted.
+        let f = c
+            .with_only(Some(Capability::SYS_RESOURCE))
+            .expect("with_only");
+        kunit_expect!(t, !f.has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, c.has_effective(Capability::SYS_ADMIN));
+    }
+
     kunit_suite!(
         "shiftfs_cred",
         [
+            a_copy_with_only_one_capability_has_no_other,
             copy_without_a_capability_keeps_the_others,
             credentials_are_reference_counted,
             fsids_copy_keeps_the_capabilities,

@@ -11,8 +11,8 @@ use super::{
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
-    error::{from_err_ptr, from_result, to_result},
-    ffi::{c_int, c_long, c_uint},
+    error::{code::ENOTTY, from_err_ptr, from_result, to_result},
+    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
     prelude::*,
     types::Opaque,
 };
@@ -292,6 +292,30 @@ impl File<Real> {
         Ok(pos)
     }
 
+    /// The real file's own ioctl `cmd` with argument `arg` (its
+    /// `unlocked_ioctl`, as `vfs_ioctl()` calls it: ENOTTY where it has
+    /// none or does not know `cmd`). The argument reaches it unchanged, as
+    /// the calling task's.
+    pub(crate) fn ioctl(&self, cmd: IoctlCmd, arg: &IoctlArg) -> Result<c_long> {
+        let f = self.as_raw();
+        // SAFETY: `f` is live and its operations with it; `arg` is the
+        // value (or address in the calling task's memory) the calling task
+        // gave, which the real file's ioctl reads and writes as user memory.
+        let ret = unsafe {
+            match (*(*f).f_op).unlocked_ioctl {
+                Some(ioctl) => ioctl(f, cmd.0, arg.0),
+                None => return Err(ENOTTY),
+            }
+        };
+        if ret == -(bindings::ENOIOCTLCMD as c_long) {
+            return Err(ENOTTY);
+        }
+        if ret < 0 {
+            return Err(Error::from_errno(ret as c_int));
+        }
+        Ok(ret)
+    }
+
     /// Reads directory entries into `ctx` from the file position
     /// (`iterate_dir()`).
     pub(crate) fn iterate_dir(&self, ctx: &mut DirContext) -> Result {
@@ -370,6 +394,185 @@ impl File<Real> {
             return Err(Error::from_errno(ret as c_int));
         }
         Ok(ret)
+    }
+}
+
+/// A lock request on a file (`struct file_lock`): a POSIX or OFD
+/// byte-range lock (`fcntl`), or a whole-file `flock`.
+#[repr(transparent)]
+pub(crate) struct FileLock(Opaque<bindings::file_lock>);
+
+/// What a `lock` operation is asked to do (its `cmd`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LockCmd(c_int);
+
+/// An ioctl request number (`cmd`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct IoctlCmd(pub(crate) c_uint);
+
+impl IoctlCmd {
+    /// `FS_IOC_GETVERSION`: the inode's generation.
+    pub(crate) const FS_GETVERSION: Self = Self(bindings::SHIFTFS_FS_IOC_GETVERSION);
+    /// `BTRFS_IOC_FS_INFO`.
+    pub(crate) const BTRFS_FS_INFO: Self = Self(bindings::SHIFTFS_BTRFS_IOC_FS_INFO);
+    /// `BTRFS_IOC_SNAP_CREATE`: its argument names the source by a file
+    /// descriptor.
+    pub(crate) const BTRFS_SNAP_CREATE: Self = Self(bindings::SHIFTFS_BTRFS_IOC_SNAP_CREATE);
+    /// `BTRFS_IOC_SNAP_CREATE_V2`: as `BTRFS_SNAP_CREATE`.
+    pub(crate) const BTRFS_SNAP_CREATE_V2: Self = Self(bindings::SHIFTFS_BTRFS_IOC_SNAP_CREATE_V2);
+    /// `BTRFS_IOC_SUBVOL_CREATE`.
+    pub(crate) const BTRFS_SUBVOL_CREATE: Self = Self(bindings::SHIFTFS_BTRFS_IOC_SUBVOL_CREATE);
+    /// `BTRFS_IOC_SUBVOL_CREATE_V2`.
+    pub(crate) const BTRFS_SUBVOL_CREATE_V2: Self =
+        Self(bindings::SHIFTFS_BTRFS_IOC_SUBVOL_CREATE_V2);
+    /// `BTRFS_IOC_SUBVOL_GETFLAGS`.
+    pub(crate) const BTRFS_SUBVOL_GETFLAGS: Self =
+        Self(bindings::SHIFTFS_BTRFS_IOC_SUBVOL_GETFLAGS);
+    /// `BTRFS_IOC_SUBVOL_SETFLAGS`: its argument points at the flags.
+    pub(crate) const BTRFS_SUBVOL_SETFLAGS: Self =
+        Self(bindings::SHIFTFS_BTRFS_IOC_SUBVOL_SETFLAGS);
+    /// `BTRFS_IOC_SNAP_DESTROY`.
+    pub(crate) const BTRFS_SNAP_DESTROY: Self = Self(bindings::SHIFTFS_BTRFS_IOC_SNAP_DESTROY);
+}
+
+/// `BTRFS_SUBVOL_RDONLY`: the one flag of `BTRFS_IOC_SUBVOL_SETFLAGS`.
+pub(crate) const BTRFS_SUBVOL_RDONLY: u64 = bindings::SHIFTFS_BTRFS_SUBVOL_RDONLY;
+
+/// The argument of an ioctl: a value, or an address in the calling task's
+/// memory. Only the calling task's own ioctl gives one, and it is only
+/// read as user memory (`copy_from_user()`) or handed on unchanged.
+pub(crate) struct IoctlArg(c_ulong);
+
+impl IoctlArg {
+    /// The `u64` at the address (EFAULT where there is none).
+    pub(crate) fn read_u64(&self) -> Result<u64> {
+        #[cfg(not(shiftfs_kernel_7))]
+        let ptr = self.0;
+        #[cfg(shiftfs_kernel_7)]
+        let ptr = kernel::uaccess::UserPtr::from_addr(self.0);
+        kernel::uaccess::UserSlice::new(ptr, core::mem::size_of::<u64>())
+            .reader()
+            .read::<u64>()
+    }
+}
+
+/// Who owns POSIX locks (`fl_owner_t`: the process's file table), as
+/// `flush` is told on every close of a file descriptor.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LockOwner(*mut c_void);
+
+/// The owner of a lock on this file's real file for a lock `fl` on it:
+/// the same, unless this file itself owns `fl` (OFD locks and `flock`,
+/// owned by the open file), when the real file does, so that the real
+/// file's last close releases it.
+fn real_owner<T>(file: &File<T>, real: &File<Real>, owner: *mut c_void) -> *mut c_void {
+    if owner == file.as_raw().cast() {
+        real.as_raw().cast()
+    } else {
+        owner
+    }
+}
+
+impl<T: FileSystem> File<T> {
+    /// Runs `f` with a copy of request `fl` on this file as a request on
+    /// its real file, then releases what the copy holds. The copy is made
+    /// in place and never moved: a request's list heads point at
+    /// themselves, and a blocked request is linked into the blocker's list
+    /// until it is woken.
+    fn with_real_lock<R>(&self, fl: &FileLock, f: impl FnOnce(*mut bindings::file_lock) -> R) -> R {
+        let real = self.real();
+        let mut rl = core::mem::MaybeUninit::<bindings::file_lock>::uninit();
+        let r = rl.as_mut_ptr();
+        // SAFETY: `locks_init_lock` initialises the whole request in
+        // place; then plain copies of the caller's request's fields (read
+        // under no lock: the request is the caller's alone).
+        unsafe {
+            bindings::locks_init_lock(r);
+            let f = &*fl.0.get();
+            (*r).c.flc_flags = f.c.flc_flags;
+            (*r).c.flc_type = f.c.flc_type;
+            (*r).c.flc_pid = f.c.flc_pid;
+            (*r).c.flc_owner = real_owner(self, real, f.c.flc_owner);
+            (*r).c.flc_file = real.as_raw();
+            (*r).fl_start = f.fl_start;
+            (*r).fl_end = f.fl_end;
+        }
+        let ret = f(r);
+        // SAFETY: the request is initialised, no longer blocked nor
+        // linked anywhere (every lock call unlinks it before returning),
+        // and released once; it is not used after.
+        unsafe { bindings::locks_release_private(r) };
+        ret
+    }
+
+    /// Applies, tests or cancels the POSIX or OFD lock request `fl` (on
+    /// this file) on the real file instead (`->lock`): locks taken
+    /// through either file then conflict. A blocking request waits here.
+    pub(crate) fn lock_real(&self, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        let real = self.real();
+        let (rf, ri) = (real.as_raw(), real.inode().as_raw());
+        let ret = self.with_real_lock(fl, |rl| {
+            // SAFETY: `rl` is a request on the live real file; the real
+            // file's own `lock` (a network filesystem) or the local lock
+            // table of the real inode takes it.
+            unsafe {
+                let has_lock = (*(*rf).f_op).lock.is_some();
+                match cmd.0 as u32 {
+                    bindings::F_GETLK => {
+                        let ret = bindings::vfs_test_lock(rf, rl);
+                        let f = &mut *fl.0.get();
+                        f.c.flc_type = (*rl).c.flc_type;
+                        f.c.flc_flags = (*rl).c.flc_flags;
+                        f.c.flc_pid = (*rl).c.flc_pid;
+                        f.fl_start = (*rl).fl_start;
+                        f.fl_end = (*rl).fl_end;
+                        ret
+                    }
+                    bindings::F_CANCELLK => bindings::vfs_cancel_lock(rf, rl),
+                    _ if has_lock => {
+                        bindings::vfs_lock_file(rf, cmd.0 as u32, rl, core::ptr::null_mut())
+                    }
+                    _ => bindings::locks_lock_inode_wait(ri, rl),
+                }
+            }
+        });
+        to_result(ret)
+    }
+
+    /// Applies the `flock` request `fl` (on this file) on the real file
+    /// instead (`->flock`), owned by the real file: locks taken through
+    /// either file then conflict, and the real file's last close (this
+    /// file's) releases it.
+    pub(crate) fn flock_real(&self, cmd: LockCmd, fl: &mut FileLock) -> Result {
+        let real = self.real();
+        let (rf, ri) = (real.as_raw(), real.inode().as_raw());
+        let ret = self.with_real_lock(fl, |rl| {
+            // SAFETY: as for `lock_real`.
+            unsafe {
+                match (*(*rf).f_op).flock {
+                    Some(flock) => flock(rf, cmd.0, rl),
+                    None => bindings::locks_lock_inode_wait(ri, rl),
+                }
+            }
+        });
+        to_result(ret)
+    }
+
+    /// On a close of a descriptor of this file (`->flush`): drops the POSIX
+    /// locks `owner` holds on the real file, as closing the real file
+    /// would (`locks_remove_posix()`), after the real file's own `flush`.
+    pub(crate) fn flush_real(&self, owner: LockOwner) -> Result {
+        let rf = self.real().as_raw();
+        // SAFETY: the real file is live; its own `flush`, if any, is told
+        // the same owner; removing locks of an owner with none is a no-op.
+        unsafe {
+            let ret = match (*(*rf).f_op).flush {
+                Some(flush) => flush(rf, owner.0),
+                None => 0,
+            };
+            bindings::locks_remove_posix(rf, owner.0);
+            to_result(ret)
+        }
     }
 }
 
@@ -554,6 +757,28 @@ pub(crate) trait FileOperations: Sized {
     fn after_io(_file: &File<Self>) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// `lock`: a POSIX or OFD lock request (`fcntl`); a blocking one
+    /// waits here.
+    fn lock(_file: &File<Self>, _cmd: LockCmd, _fl: &mut FileLock) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `flock`.
+    fn flock(_file: &File<Self>, _cmd: LockCmd, _fl: &mut FileLock) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `flush`: a file descriptor of `file` is closed by `owner`.
+    fn flush(_file: &File<Self>, _owner: LockOwner) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `unlocked_ioctl`, for requests the VFS does not answer itself
+    /// (ENOTTY for those it does not know).
+    fn ioctl(_file: &File<Self>, _cmd: IoctlCmd, _arg: &IoctlArg) -> Result<c_long> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The file operations of a filesystem's directories. Implemented by the
@@ -579,6 +804,27 @@ pub(crate) trait DirOperations: Sized {
 
     /// `fsync`.
     fn fsync(_file: &File<Self>, _start: i64, _end: i64, _datasync: bool) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `lock`, as for regular files.
+    fn lock(_file: &File<Self>, _cmd: LockCmd, _fl: &mut FileLock) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `flock`.
+    fn flock(_file: &File<Self>, _cmd: LockCmd, _fl: &mut FileLock) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `flush`: a file descriptor of `file` is closed by `owner`.
+    fn flush(_file: &File<Self>, _owner: LockOwner) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `unlocked_ioctl`, for requests the VFS does not answer itself
+    /// (ENOTTY for those it does not know).
+    fn ioctl(_file: &File<Self>, _cmd: IoctlCmd, _arg: &IoctlArg) -> Result<c_long> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -667,6 +913,26 @@ impl<T: FileSystem> Tables<T> {
         } else {
             None
         },
+        lock: if <T as FileOperations>::HAS_LOCK {
+            Some(lock_file::<T>)
+        } else {
+            None
+        },
+        flock: if <T as FileOperations>::HAS_FLOCK {
+            Some(flock_file::<T>)
+        } else {
+            None
+        },
+        flush: if <T as FileOperations>::HAS_FLUSH {
+            Some(flush_file::<T>)
+        } else {
+            None
+        },
+        unlocked_ioctl: if <T as FileOperations>::HAS_IOCTL {
+            Some(ioctl_file::<T>)
+        } else {
+            None
+        },
         // Leases as on any file (the kernel's default before 6.18: a NULL
         // `setlease` refuses them now).
         setlease: Some(bindings::generic_setlease),
@@ -697,6 +963,26 @@ impl<T: FileSystem> Tables<T> {
             None
         },
         setlease: Some(bindings::generic_setlease),
+        lock: if <T as DirOperations>::HAS_LOCK {
+            Some(lock_dir::<T>)
+        } else {
+            None
+        },
+        flock: if <T as DirOperations>::HAS_FLOCK {
+            Some(flock_dir::<T>)
+        } else {
+            None
+        },
+        flush: if <T as DirOperations>::HAS_FLUSH {
+            Some(flush_dir::<T>)
+        } else {
+            None
+        },
+        unlocked_ioctl: if <T as DirOperations>::HAS_IOCTL {
+            Some(ioctl_dir::<T>)
+        } else {
+            None
+        },
         // SAFETY: all-zero is a valid table: NULL operations are optional.
         ..unsafe { super::inode::zeroed() }
     };
@@ -989,6 +1275,84 @@ unsafe extern "C" fn remap_file_range<T: FileSystem>(
         RemapFlags(flags),
     ))
 }
+
+/// Declares the `lock`, `flock`, `flush` and `unlocked_ioctl` trampolines
+/// of one of the two file operation traits.
+macro_rules! shared_trampolines {
+    ($trait:ident, $lock:ident, $flock:ident, $flush:ident, $ioctl:ident) => {
+        /// # Safety
+        ///
+        /// Called by the VFS as `lock` with a file of `T` opened by `open`
+        /// and a lock request on it.
+        unsafe extern "C" fn $lock<T: FileSystem>(
+            file: *mut bindings::file,
+            cmd: c_int,
+            fl: *mut bindings::file_lock,
+        ) -> c_int {
+            from_result(|| {
+                // SAFETY: per the contract.
+                let (file, fl) = unsafe { (File::from_raw(file), &mut *fl.cast::<FileLock>()) };
+                <T as $trait>::lock(file, LockCmd(cmd), fl)?;
+                Ok(0)
+            })
+        }
+
+        /// # Safety
+        ///
+        /// As for the `lock` trampoline, as `flock`.
+        unsafe extern "C" fn $flock<T: FileSystem>(
+            file: *mut bindings::file,
+            cmd: c_int,
+            fl: *mut bindings::file_lock,
+        ) -> c_int {
+            from_result(|| {
+                // SAFETY: per the contract.
+                let (file, fl) = unsafe { (File::from_raw(file), &mut *fl.cast::<FileLock>()) };
+                <T as $trait>::flock(file, LockCmd(cmd), fl)?;
+                Ok(0)
+            })
+        }
+
+        /// # Safety
+        ///
+        /// Called by the VFS as `flush` with a file of `T` opened by `open`.
+        unsafe extern "C" fn $flush<T: FileSystem>(
+            file: *mut bindings::file,
+            owner: *mut c_void,
+        ) -> c_int {
+            from_result(|| {
+                // SAFETY: per the contract.
+                <T as $trait>::flush(unsafe { File::from_raw(file) }, LockOwner(owner))?;
+                Ok(0)
+            })
+        }
+
+        /// # Safety
+        ///
+        /// Called by the VFS as `unlocked_ioctl` with a file of `T` opened
+        /// by `open`, and the calling task's request and argument.
+        unsafe extern "C" fn $ioctl<T: FileSystem>(
+            file: *mut bindings::file,
+            cmd: c_uint,
+            arg: c_ulong,
+        ) -> c_long {
+            from_result(|| {
+                // SAFETY: per the contract.
+                let file = unsafe { File::from_raw(file) };
+                <T as $trait>::ioctl(file, IoctlCmd(cmd), &IoctlArg(arg))
+            })
+        }
+    };
+}
+
+shared_trampolines!(
+    FileOperations,
+    lock_file,
+    flock_file,
+    flush_file,
+    ioctl_file
+);
+shared_trampolines!(DirOperations, lock_dir, flock_dir, flush_dir, ioctl_dir);
 
 /// `backing_file_ctx::accessed`.
 ///
