@@ -367,6 +367,7 @@ const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
 const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
 const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801c_581f;
 const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401c_5820;
+const FS_IOC_GETVERSION: libc::c_ulong = 0x8008_7601;
 const FS_APPEND_FL: libc::c_int = 0x20;
 const FS_NOATIME_FL: libc::c_int = 0x80;
 
@@ -499,15 +500,24 @@ fn fsgetxattr_and_fssetxattr(env: &Env) -> Outcome {
 }
 
 fn other_ioctls_are_enotty(env: &Env) -> Outcome {
-    tree(env).in_shifted(|t| {
+    let tree = tree(env);
+    // FS_IOC_GETVERSION reaches the real file (as with Ubuntu's shiftfs):
+    // its answer there, from the host.
+    let real = rfs::open(tree.real.join("src"), OFlags::RDONLY, Mode::empty()).ctx("open")?;
+    let mut on_disk = 0u64;
+    let want = ioctl_ptr(&real, FS_IOC_GETVERSION, &mut on_disk).map(|()| on_disk as u32);
+    tree.in_shifted(|t| {
         let f = rfs::open(t.join("src"), OFlags::RDONLY, Mode::empty()).ctx("open")?;
         let d = rfs::open(t, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ctx("open dir")?;
-        // FS_IOC_GETVERSION (ext4 answers it), BTRFS_IOC_SNAP_CREATE (carries
-        // a file descriptor: CVE-2021-3492), and a made-up one.
+        let mut got = 0u64;
+        let got = ioctl_ptr(&f, FS_IOC_GETVERSION, &mut got).map(|()| got as u32);
+        ensure_eq!(got, want, "FS_IOC_GETVERSION, against the real file's");
+        // BTRFS_IOC_SNAP_CREATE (carries a file descriptor: CVE-2021-3492)
+        // and BTRFS_IOC_SUBVOL_CREATE (not btrfs, no passthrough), and a
+        // made-up one.
         let mut arg = [0u8; 4096];
         for (name, req) in [
-            ("FS_IOC_GETVERSION", 0x8008_7601u64),
-            ("BTRFS_IOC_SNAP_CREATE", 0x5000_9401),
+            ("BTRFS_IOC_SNAP_CREATE", 0x5000_9401u64),
             ("BTRFS_IOC_SUBVOL_CREATE", 0x5000_940e),
             ("made-up", 0xdead_beef),
         ] {

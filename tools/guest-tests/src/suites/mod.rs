@@ -2,7 +2,10 @@
 
 use crate::harness::Test;
 
+pub mod btrfs;
+pub mod coherence;
 pub mod conformance;
+pub mod containers;
 pub mod errors;
 pub mod faults;
 pub mod fileops;
@@ -17,6 +20,7 @@ pub mod mark;
 pub mod mount_checks;
 pub mod namei;
 pub mod notify;
+pub mod runtimes;
 pub mod shift;
 pub mod stacking;
 pub mod stress;
@@ -34,6 +38,10 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("xattr", xattr::TESTS),
     ("namei", namei::TESTS),
     ("fileops", fileops::TESTS),
+    ("coherence", coherence::TESTS),
+    ("runtimes", runtimes::TESTS),
+    ("btrfs", btrfs::TESTS),
+    ("containers", containers::TESTS),
     ("errors", errors::TESTS),
     ("stacking", stacking::TESTS),
     ("workload", workload::TESTS),

@@ -24,6 +24,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     load,
     host_prepares_and_marks,
     overlay_in_the_container_creates_modifies_and_deletes,
+    docker_overlay2_shape_in_the_container,
     nested_container_sees_and_writes_on_disk_ids,
     nested_mark_does_not_deepen_the_stack,
     caller_outside_the_nested_mapping_is_eoverflow,
@@ -61,7 +62,46 @@ fn host_prepares_and_marks(env: &Env) -> Outcome {
         std::os::unix::fs::chown(r.join(f), Some(uid), Some(uid)).ctx("chown")?;
     }
     std::os::unix::fs::chown(r.join("ovl/lower/dir"), Some(1000), Some(1000)).ctx("chown")?;
+    docker_layers(&r.join("d2"))?;
     tree.mark()
+}
+
+/// Docker's overlay2 layout on the host (image layers as a runtime unpacks
+/// them): five lower layers (`l1` the top), files owned by 0, 1000 and 33,
+/// a file shadowed by a higher layer, hard links, and an upper and work
+/// directory.
+fn docker_layers(d: &Path) -> Outcome {
+    for dir in [
+        "l5/etc",
+        "l5/olddir/deep",
+        "l4/home/user",
+        "l3/var/www",
+        "l2/app",
+        "l1/etc",
+        "upper",
+        "work",
+        "merged",
+    ] {
+        std::fs::create_dir_all(d.join(dir)).ctx("mkdir")?;
+    }
+    for (f, uid) in [
+        ("l5/etc/passwd", 0),
+        ("l5/etc/shadowed", 0),
+        ("l5/olddir/deep/f", 1000),
+        ("l4/home/user/notes", 1000),
+        ("l3/var/www/index", 33),
+        ("l3/var/www/other", 33),
+        ("l2/app/a", 1000),
+        ("l1/etc/shadowed", 0),
+    ] {
+        std::fs::write(d.join(f), f.as_bytes()).ctx("create")?;
+        std::os::unix::fs::chown(d.join(f), Some(uid), Some(uid)).ctx("chown")?;
+    }
+    std::fs::hard_link(d.join("l2/app/a"), d.join("l2/app/b")).ctx("hard link")?;
+    for (dir, uid) in [("l4/home/user", 1000), ("l3/var/www", 33), ("l2/app", 1000)] {
+        std::os::unix::fs::chown(d.join(dir), Some(uid), Some(uid)).ctx("chown")?;
+    }
+    Ok(())
 }
 
 fn on_disk(p: &Path) -> Result<(u32, u32, u32, u64), String> {
@@ -170,6 +210,133 @@ fn overlay_in_the_container_creates_modifies_and_deletes(env: &Env) -> Outcome {
 const NESTED_MAP: &str = "0 1000 1000";
 
 /// In the outer container, with its shifting mount at `t`: marks `t/nest`.
+/// Docker's overlay2 shape inside the container on its shifting mount:
+/// overlayfs with five lower layers and an upper (`userxattr`), copy-up of
+/// files owned by several ids, whiteouts and opaque directories, renaming a
+/// lower directory (EXDEV, which tools answer by copying), hard links
+/// across copy-up; no EIO anywhere, and the owners right on disk.
+fn docker_overlay2_shape_in_the_container(env: &Env) -> Outcome {
+    tree(env).in_shifted(|t| {
+        let d = t.join("d2");
+        let lowers: Vec<String> = ["l1", "l2", "l3", "l4", "l5"]
+            .iter()
+            .map(|l| d.join(l).display().to_string())
+            .collect();
+        let opts = format!(
+            "userxattr,lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            d.join("upper").display(),
+            d.join("work").display()
+        );
+        let opts = std::ffi::CString::new(opts).expect("no NUL");
+        let m = d.join("merged");
+        mount("overlay", &m, "overlay", MountFlags::empty(), &*opts)
+            .ctx("mount overlay, five lowers")?;
+        // The higher layer wins.
+        ensure_eq!(
+            std::fs::read(m.join("etc/shadowed")).ctx("read")?,
+            b"l1/etc/shadowed".to_vec(),
+            "shadowed file"
+        );
+        // Copy-up of files owned by 0, 1000 and 33.
+        for (f, uid) in [
+            ("etc/passwd", 0),
+            ("home/user/notes", 1000),
+            ("var/www/other", 33),
+        ] {
+            let mut data = std::fs::read(m.join(f)).ctx("read lower")?;
+            data.extend_from_slice(b"+changed");
+            std::fs::write(m.join(f), &data).ctx("modify (copy-up)")?;
+            ensure_eq!(
+                rfs::stat(m.join(f)).ctx("stat")?.st_uid,
+                uid,
+                format!("owner of {f} after copy-up")
+            );
+        }
+        // Hard links across copy-up: each name stays readable.
+        std::fs::write(m.join("app/a"), b"new a").ctx("modify a hard link")?;
+        ensure_eq!(
+            std::fs::read(m.join("app/a")).ctx("read a")?,
+            b"new a".to_vec(),
+            "the changed link"
+        );
+        ensure_eq!(
+            std::fs::read(m.join("app/b")).ctx("read b")?,
+            b"l2/app/a".to_vec(),
+            "the other link"
+        );
+        // A whiteout, and an opaque directory where a lower one was.
+        std::fs::remove_file(m.join("var/www/index")).ctx("unlink a lower file")?;
+        std::fs::remove_dir_all(m.join("etc")).ctx("rm -r a lower directory")?;
+        rfs::mkdir(m.join("etc"), Mode::from_raw_mode(0o755)).ctx("mkdir where it was")?;
+        ensure_eq!(
+            std::fs::read_dir(m.join("etc")).ctx("readdir")?.count(),
+            0,
+            "the new directory is opaque"
+        );
+        // Renaming a lower directory: EXDEV (no redirect_dir for an
+        // unprivileged overlay); a copy and a removal do what mv does.
+        ensure_eq!(
+            rfs::rename(m.join("olddir"), m.join("newdir")),
+            Err(Errno::XDEV),
+            "rename of a lower directory"
+        );
+        rfs::mkdir(m.join("newdir"), Mode::from_raw_mode(0o755)).ctx("mkdir")?;
+        rfs::mkdir(m.join("newdir/deep"), Mode::from_raw_mode(0o755)).ctx("mkdir")?;
+        std::fs::copy(m.join("olddir/deep/f"), m.join("newdir/deep/f")).ctx("copy")?;
+        std::fs::remove_dir_all(m.join("olddir")).ctx("remove the old directory")?;
+        // No EIO anywhere: every file of the merged tree reads.
+        let mut files = 0;
+        crate::fixture::walk(&m, |p, _, md| {
+            if md.is_file() {
+                std::fs::read(p).ctx(&format!("read {}", p.display()))?;
+                files += 1;
+            }
+            Ok(())
+        })?;
+        // notes, other, a, b and the copied f.
+        ensure_eq!(files, 5, "files in the merged tree");
+        Ok(())
+    })?;
+    let u = tree(env).real.join("d2/upper");
+    for (f, uid) in [
+        ("etc", 0),
+        ("home/user/notes", 1000),
+        ("var/www/other", 33),
+        ("app/a", 1000),
+        ("newdir/deep/f", 0),
+    ] {
+        ensure_eq!(
+            on_disk(&u.join(f))?.0,
+            uid,
+            format!("on-disk owner of upper/{f}")
+        );
+    }
+    let wh = rfs::stat(u.join("var/www/index")).ctx("stat whiteout")?;
+    ensure_eq!(
+        (wh.st_mode & libc::S_IFMT, wh.st_rdev),
+        (libc::S_IFCHR, 0),
+        "the whiteout on disk"
+    );
+    let opaque = xattr(&u.join("etc"), "user.overlay.opaque")?;
+    ensure_eq!(
+        opaque.as_deref(),
+        Some(&b"y"[..]),
+        "user.overlay.opaque of the new directory"
+    );
+    Ok(())
+}
+
+/// The value of xattr `name` of `p` on the host, if it has one.
+fn xattr(p: &Path, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut buf = vec![0u8; 256];
+    match rustix::fs::getxattr(p, name, &mut buf) {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(Errno::NODATA) => Ok(None),
+        Err(e) => Err(format!("getxattr {name}: {e}")),
+    }
+}
+
 fn outer_marks(t: &Path) -> Result<(PathBuf, PathBuf), String> {
     let (nest, mnt) = (t.join("nest"), t.join("nest-mnt"));
     mount(&nest, &nest, FS_NAME, MountFlags::empty(), c"mark").ctx("nested mark")?;

@@ -1,6 +1,8 @@
-//! ioctls: only the whitelist (the inode flags and fsxattr requests)
-//! passes through a shifting mount; every other request is ENOTTY, unless
-//! the VFS answers it before any filesystem sees it.
+//! ioctls: only the whitelist (the inode flags and fsxattr requests,
+//! answered by the VFS through shiftfs's file attribute operations; and
+//! FS_IOC_GETVERSION, forwarded to the real file) passes through a shifting
+//! mount of a tree that is not btrfs; every other request is ENOTTY,
+//! unless the VFS answers it before any filesystem sees it.
 
 use super::{shift_mount, tree};
 use crate::{
@@ -14,8 +16,10 @@ use rustix::{
 };
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// The four requests of the whitelist. (FS_IOC32_GETFLAGS/SETFLAGS are
-/// translated only for 32-bit callers: ENOTTY here, as on any filesystem.)
+/// The requests the VFS answers through shiftfs. (FS_IOC32_GETFLAGS/SETFLAGS
+/// are translated only for 32-bit callers: ENOTTY here, as on any
+/// filesystem. FS_IOC_GETVERSION is forwarded, and tmpfs, the tree here,
+/// answers ENOTTY.)
 pub(super) const WHITELIST: [u64; 4] = [
     0x8008_6601, // FS_IOC_GETFLAGS
     0x4008_6602, // FS_IOC_SETFLAGS
