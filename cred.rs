@@ -25,7 +25,7 @@ use crate::{
     shift::Shift,
     superblock::Shiftfs,
     vfs::{
-        cred::{current_fsids, Credential, Override, OverrideCurrent},
+        cred::{current_fsids, Capability, Credential, Override, OverrideCurrent},
         errno::eoverflow,
         file::File,
         path::WriteAccess,
@@ -105,6 +105,28 @@ impl CreatorCreds {
     }
 }
 
+/// What a persistent mark's shifting mounts reach the real filesystem
+/// with, in place of a mark creator's credentials: root of the initial
+/// user namespace with only the capabilities root of a container has over
+/// its own files (owners, permission bits, set-id bits, file
+/// capabilities), and none over anything else (no CAP_SYS_ADMIN, no
+/// CAP_SYS_RESOURCE, no CAP_MKNOD, no CAP_LINUX_IMMUTABLE). Every call
+/// through the mount is within the marked tree, and the caller's fsuid
+/// and fsgid, shifted, replace root's.
+pub(crate) const PERSISTENT_MARK_CAPS: [Capability; 6] = [
+    Capability::CHOWN,
+    Capability::DAC_OVERRIDE,
+    Capability::DAC_READ_SEARCH,
+    Capability::FOWNER,
+    Capability::FSETID,
+    Capability::SETFCAP,
+];
+
+/// The credentials of [`PERSISTENT_MARK_CAPS`].
+pub(crate) fn persistent_mark_creds() -> Result<ARef<Credential>> {
+    Credential::kernel_with(&PERSISTENT_MARK_CAPS)
+}
+
 /// `fsids`, the caller's fsuid and fsgid, shifted down to the real
 /// filesystem's (EOVERFLOW if it cannot hold them).
 fn shifted_fsids(sb: &SuperBlock<Shiftfs>, (fsuid, fsgid): (Kuid, Kgid)) -> Result<(Kuid, Kgid)> {
@@ -161,10 +183,7 @@ pub(crate) fn enter_as_opener(real: &File<Real>) -> Override {
 #[cfg(shiftfs_kunit)]
 mod tests {
     use super::*;
-    use crate::{
-        kunit_expect, kunit_expect_eq, kunit_suite,
-        vfs::{cred::Capability, kunit::Test},
-    };
+    use crate::{kunit_expect, kunit_expect_eq, kunit_suite, vfs::kunit::Test};
 
     fn cache() -> Pin<KBox<CreatorCreds>> {
         let base = Credential::current_without(Capability::SYS_RESOURCE).expect("creds");
@@ -218,9 +237,24 @@ mod tests {
         kunit_expect!(t, !c.base().has_effective(Capability::SYS_RESOURCE));
     }
 
+    fn persistent_marks_reach_the_disk_as_a_container_root(t: &mut Test) {
+        let c = persistent_mark_creds().expect("creds");
+        for cap in PERSISTENT_MARK_CAPS {
+            kunit_expect!(t, c.has_effective(cap));
+        }
+        for cap in [
+            Capability::SYS_ADMIN,
+            Capability::SYS_RESOURCE,
+            Capability::MKNOD,
+        ] {
+            kunit_expect!(t, !c.has_effective(cap));
+        }
+    }
+
     kunit_suite!(
         "shiftfs_creator_creds",
         [
+            persistent_marks_reach_the_disk_as_a_container_root,
             nothing_is_made_before_it_is_asked_for,
             a_variant_is_made_once_and_kept,
             a_refused_shift_makes_nothing,

@@ -8,8 +8,9 @@
 //! source's filesystem, its stacking depth); each refusal carries the errno
 //! and the line for the mount context's log.
 
+use crate::vfs::user_ns::IdExtent;
 use kernel::{
-    error::code::{EINVAL, ENOTDIR, EPERM},
+    error::code::{EINVAL, ENOMEM, ENOTDIR, EPERM},
     prelude::*,
 };
 
@@ -23,6 +24,19 @@ pub(crate) const PASSTHROUGH_STATFS: u32 = 1;
 /// `passthrough` bit 2: the btrfs subvolume ioctls reach the real
 /// filesystem.
 pub(crate) const PASSTHROUGH_IOCTL: u32 = 2;
+
+crate::bool_param!(
+    /// Whether a directory may be marked by the `trusted.shiftfs` xattr
+    /// (a persistent mark) as well as by a mark mount; off unless the host
+    /// administrator turns it on.
+    PERSISTENT_MARKS,
+    "persistent_marks",
+    "Let a directory's trusted.shiftfs xattr mark it for shifting mounts (default off)"
+);
+
+/// The xattr of a persistent mark. Only CAP_SYS_ADMIN in the initial user
+/// namespace can set or read a `trusted.` xattr, and shiftfs hides them.
+pub(crate) const PERSISTENT_XATTR: &core::ffi::CStr = c"trusted.shiftfs";
 
 /// Why a mount is refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -161,6 +175,193 @@ pub(crate) fn check_remount(r: &Remount) -> Result<(), Refusal> {
         return Err(refuse(EPERM, "the marked tree is read-only"));
     }
     Ok(())
+}
+
+/// A range of ids: `count` ids from `first`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct IdRange {
+    pub(crate) first: u32,
+    pub(crate) count: u32,
+}
+
+impl IdRange {
+    /// One past the last id.
+    fn end(self) -> u64 {
+        u64::from(self.first) + u64::from(self.count)
+    }
+}
+
+/// How many `allow=` ranges a mark may name.
+pub(crate) const MAX_ALLOW: usize = 8;
+
+/// The value of `allow=FIRST:COUNT`: two decimal numbers, COUNT at least
+/// 1, and the last id below 4294967295 (the invalid id).
+pub(crate) fn parse_range(v: &[u8]) -> Result<IdRange, Refusal> {
+    let bad = || {
+        refuse(
+            EINVAL,
+            "allow takes FIRST:COUNT, two decimal numbers, COUNT at least 1, below 4294967295",
+        )
+    };
+    let number = |s: &[u8]| -> Option<u32> {
+        if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        s.iter()
+            .try_fold(0u64, |n, d| Some(n * 10 + u64::from(d - b'0')))
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let mut parts = v.splitn(2, |&c| c == b':');
+    let (first, count) = match (parts.next(), parts.next()) {
+        (Some(f), Some(c)) => (number(f).ok_or_else(bad)?, number(c).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    let r = IdRange { first, count };
+    if count == 0 || r.end() > u64::from(u32::MAX) {
+        return Err(bad());
+    }
+    Ok(r)
+}
+
+/// Whether every id of `r` is in one of `allowed` (which may touch or
+/// overlap).
+fn covered(r: IdRange, allowed: &[IdRange]) -> bool {
+    let (mut at, end) = (u64::from(r.first), r.end());
+    while at < end {
+        match allowed
+            .iter()
+            .find(|a| u64::from(a.first) <= at && at < a.end())
+        {
+            Some(a) => at = a.end(),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The kernel ids of range `r` of a namespace with map `extents`; EINVAL
+/// unless the namespace maps every id of it.
+pub(crate) fn to_kernel(r: IdRange, extents: &[IdExtent]) -> Result<KVec<IdRange>, Refusal> {
+    let mut out = KVec::new();
+    let mut mapped = 0u64;
+    for e in extents {
+        let lo = u64::from(r.first).max(u64::from(e.first));
+        let hi = r.end().min(u64::from(e.first) + u64::from(e.count));
+        if lo < hi {
+            let first = u64::from(e.lower_first) + (lo - u64::from(e.first));
+            out.push(
+                IdRange {
+                    first: first as u32,
+                    count: (hi - lo) as u32,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| refuse(ENOMEM, "out of memory"))?;
+            mapped += hi - lo;
+        }
+    }
+    if mapped != u64::from(r.count) {
+        return Err(refuse(
+            EINVAL,
+            "allow= names ids the caller's user namespace does not map",
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether a nested mark's `allow=` ranges (kernel ids) stay inside those
+/// of the mount it is made in: a mark may only narrow.
+pub(crate) fn check_narrowing(new: &[IdRange], outer: &[IdRange]) -> Result<(), Refusal> {
+    if new.iter().all(|r| covered(*r, outer)) {
+        Ok(())
+    } else {
+        Err(refuse(
+            EPERM,
+            "allow= may only narrow the ranges of the mount the mark is made in",
+        ))
+    }
+}
+
+/// Whether a user namespace whose map has `extents` may mount a mark
+/// restricted to `allowed` (kernel ids) shifted: it must map ids, and
+/// only ids inside them. The first extent outside, if any, for the log.
+pub(crate) fn check_userns_within(
+    extents: &[IdExtent],
+    allowed: &[IdRange],
+) -> Result<(), (Refusal, Option<IdExtent>)> {
+    if extents.is_empty() {
+        return Err((
+            refuse(
+                EPERM,
+                "the mark is restricted and this user namespace maps no ids",
+            ),
+            None,
+        ));
+    }
+    for e in extents {
+        let r = IdRange {
+            first: e.lower_first,
+            count: e.count,
+        };
+        if !covered(r, allowed) {
+            return Err((
+                refuse(
+                    EPERM,
+                    "the mark allows only user namespaces mapping into its allow= ranges",
+                ),
+                Some(*e),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a persistent mark's xattr says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PersistentMark {
+    /// The host id ranges a shifting mount's user namespace must map
+    /// into; empty for any.
+    pub(crate) allow: KVec<IdRange>,
+    /// What shifting mounts of it may pass through.
+    pub(crate) passthrough: u32,
+}
+
+/// The value of a persistent mark's xattr, parsed strictly: `v1`, then
+/// each of ` allow=FIRST:COUNT` (up to eight) and ` passthrough=N` (once),
+/// separated by single spaces, nothing else.
+pub(crate) fn parse_persistent(v: &[u8]) -> Result<PersistentMark, Refusal> {
+    let malformed = |why| refuse(EINVAL, why);
+    let mut tokens = v.split(|&c| c == b' ');
+    if tokens.next() != Some(&b"v1"[..]) {
+        return Err(malformed("its value must start with the version, v1"));
+    }
+    let mut mark = PersistentMark {
+        allow: KVec::new(),
+        passthrough: 0,
+    };
+    let mut passthrough = None;
+    for t in tokens {
+        if let Some(r) = t.strip_prefix(b"allow=") {
+            if mark.allow.len() == MAX_ALLOW {
+                return Err(malformed("at most 8 allow= ranges"));
+            }
+            mark.allow
+                .push(parse_range(r)?, GFP_KERNEL)
+                .map_err(|_| refuse(ENOMEM, "out of memory"))?;
+        } else if let Some(n) = t.strip_prefix(b"passthrough=") {
+            let n = match n {
+                [d @ b'0'..=b'3'] if passthrough.is_none() => u32::from(d - b'0'),
+                _ => return Err(malformed("passthrough= takes one of 0 to 3, once")),
+            };
+            passthrough = Some(n);
+        } else {
+            return Err(malformed(
+                "after v1 come only allow=FIRST:COUNT and passthrough=N, one space apart",
+            ));
+        }
+    }
+    mark.passthrough = passthrough.unwrap_or(0);
+    Ok(mark)
 }
 
 /// Whether the source may be mounted shifted; the mount's stacking depth if so.
@@ -402,9 +603,185 @@ mod tests {
         kunit_expect_eq!(t, check_remount(&r), Ok(()));
     }
 
+    fn range(first: u32, count: u32) -> IdRange {
+        IdRange { first, count }
+    }
+
+    fn extent(first: u32, lower_first: u32, count: u32) -> IdExtent {
+        IdExtent {
+            first,
+            lower_first,
+            count,
+        }
+    }
+
+    fn allow_parses_first_and_count(t: &mut Test) {
+        kunit_expect_eq!(t, parse_range(b"100000:65536"), Ok(range(100_000, 65_536)));
+        kunit_expect_eq!(t, parse_range(b"0:1"), Ok(range(0, 1)));
+        kunit_expect_eq!(t, parse_range(b"4294967293:1"), Ok(range(4_294_967_293, 1)));
+    }
+
+    fn allow_is_parsed_strictly(t: &mut Test) {
+        for bad in [
+            &b""[..],
+            b":",
+            b"1",
+            b"1:",
+            b":1",
+            b"1:0",
+            b"-1:5",
+            b"+1:5",
+            b" 1:5",
+            b"1:5 ",
+            b"1:5:6",
+            b"0x10:5",
+            b"1e3:5",
+            b"4294967295:1",
+            b"4294967294:2",
+            b"99999999999:1",
+            b"1:4294967296",
+            b"00000000001:1",
+        ] {
+            kunit_expect_eq!(t, parse_range(bad).map_err(|r| r.err), Err(EINVAL));
+        }
+    }
+
+    fn covered_by_touching_ranges(t: &mut Test) {
+        let allowed = [range(100, 10), range(110, 5), range(200, 1)];
+        kunit_expect!(t, covered(range(100, 15), &allowed));
+        kunit_expect!(t, covered(range(105, 10), &allowed));
+        kunit_expect!(t, covered(range(200, 1), &allowed));
+        kunit_expect!(t, !covered(range(99, 2), &allowed));
+        kunit_expect!(t, !covered(range(114, 2), &allowed));
+        kunit_expect!(t, !covered(range(150, 1), &allowed));
+        kunit_expect!(t, !covered(range(0, u32::MAX), &allowed));
+    }
+
+    fn ranges_become_kernel_ids_through_the_map(t: &mut Test) {
+        let init = [extent(0, 0, u32::MAX)];
+        kunit_expect_eq!(
+            t,
+            to_kernel(range(100_000, 65_536), &init).as_deref(),
+            Ok(&[range(100_000, 65_536)][..])
+        );
+        // A container's own ids, split over two extents.
+        let split = [extent(0, 100_000, 1000), extent(1000, 300_000, 1000)];
+        kunit_expect_eq!(
+            t,
+            to_kernel(range(500, 1000), &split).as_deref(),
+            Ok(&[range(100_500, 500), range(300_000, 500)][..])
+        );
+        kunit_expect_eq!(
+            t,
+            to_kernel(range(1500, 1000), &split).map_err(|r| r.err),
+            Err(EINVAL)
+        );
+        kunit_expect_eq!(
+            t,
+            to_kernel(range(0, 1), &[]).map_err(|r| r.err),
+            Err(EINVAL)
+        );
+    }
+
+    fn a_nested_mark_may_only_narrow(t: &mut Test) {
+        let outer = [range(100_000, 65_536)];
+        kunit_expect_eq!(t, check_narrowing(&[range(101_000, 1000)], &outer), Ok(()));
+        kunit_expect_eq!(t, check_narrowing(&outer, &outer), Ok(()));
+        kunit_expect_eq!(
+            t,
+            check_narrowing(&[range(165_000, 1000)], &outer).map_err(|r| r.err),
+            Err(EPERM)
+        );
+        kunit_expect_eq!(
+            t,
+            check_narrowing(&[range(101_000, 10), range(0, 1)], &outer).map_err(|r| r.err),
+            Err(EPERM)
+        );
+    }
+
+    fn a_user_namespace_must_map_inside_the_ranges(t: &mut Test) {
+        let allowed = [range(100_000, 65_536)];
+        let ok = [extent(0, 100_000, 65_536)];
+        kunit_expect_eq!(
+            t,
+            check_userns_within(&ok, &allowed).map_err(|_| ()),
+            Ok(())
+        );
+        let nested = [extent(0, 101_000, 1000)];
+        kunit_expect_eq!(
+            t,
+            check_userns_within(&nested, &allowed).map_err(|_| ()),
+            Ok(())
+        );
+        let wider = [extent(0, 100_000, 65_537)];
+        let r = check_userns_within(&wider, &allowed);
+        kunit_expect_eq!(
+            t,
+            r.map_err(|(r, e)| (r.err, e)),
+            Err((EPERM, Some(wider[0])))
+        );
+        let host = [extent(0, 0, u32::MAX)];
+        kunit_expect!(t, check_userns_within(&host, &allowed).is_err());
+        let second = [extent(0, 100_000, 1), extent(1, 0, 1)];
+        kunit_expect_eq!(
+            t,
+            check_userns_within(&second, &allowed).map_err(|(r, e)| (r.err, e)),
+            Err((EPERM, Some(second[1])))
+        );
+        kunit_expect_eq!(
+            t,
+            check_userns_within(&[], &allowed).map_err(|(r, e)| (r.err, e)),
+            Err((EPERM, None))
+        );
+    }
+
+    fn persistent_mark_values(t: &mut Test) {
+        let m = parse_persistent(b"v1").expect("v1");
+        kunit_expect!(t, m.allow.is_empty());
+        kunit_expect_eq!(t, m.passthrough, 0);
+        let m =
+            parse_persistent(b"v1 allow=100000:65536 allow=300000:10 passthrough=3").expect("full");
+        kunit_expect_eq!(
+            t,
+            &m.allow[..],
+            &[range(100_000, 65_536), range(300_000, 10)][..]
+        );
+        kunit_expect_eq!(t, m.passthrough, 3);
+    }
+
+    fn malformed_persistent_marks_are_einval(t: &mut Test) {
+        for bad in [
+            &b""[..],
+            b"v2",
+            b"V1",
+            b"v1 ",
+            b" v1",
+            b"v1  allow=1:1",
+            b"v1\0",
+            b"v1\n",
+            b"v1 allow=1",
+            b"v1 allow=0:0",
+            b"v1 allow=1:1,allow=2:2",
+            b"v1 passthrough=4",
+            b"v1 passthrough=1 passthrough=1",
+            b"v1 mark",
+            b"v1 allow=1:1 allow=2:1 allow=3:1 allow=4:1 allow=5:1 allow=6:1 allow=7:1 allow=8:1 allow=9:1",
+        ] {
+            kunit_expect_eq!(t, parse_persistent(bad).map_err(|r| r.err), Err(EINVAL));
+        }
+    }
+
     kunit_suite!(
         "shiftfs_mark_rules",
         [
+            persistent_mark_values,
+            malformed_persistent_marks_are_einval,
+            allow_parses_first_and_count,
+            allow_is_parsed_strictly,
+            covered_by_touching_ranges,
+            ranges_become_kernel_ids_through_the_map,
+            a_nested_mark_may_only_narrow,
+            a_user_namespace_must_map_inside_the_ranges,
             admin_marks_a_directory,
             mark_without_cap_sys_admin_is_eperm,
             mark_of_a_file_is_enotdir,

@@ -5,9 +5,12 @@
 //! what a superblock keeps, and the superblock operations.
 
 use crate::{
-    cred::CreatorCreds,
+    cred::{self, CreatorCreds},
     inode,
-    mark::{self, MarkSource, Refusal, Remount, ShiftSource, SourceFs, PASSTHROUGH_STATFS},
+    mark::{
+        self, IdRange, MarkSource, Refusal, Remount, ShiftSource, SourceFs, MAX_ALLOW,
+        PASSTHROUGH_STATFS,
+    },
     param_table,
     vfs::{
         cred::{Capability, Credential},
@@ -16,8 +19,9 @@ use crate::{
         fs_type::{FileSystem, Type, FS_USERNS_MOUNT},
         param::{self, Spec},
         path::Path,
-        show,
+        show, show_bytes,
         super_block::{Kstatfs, NewSuperBlock, SeqFile, SuperBlock},
+        user_ns::UserNamespace,
         ARef,
     },
 };
@@ -26,8 +30,9 @@ use core::{
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    error::code::{EINVAL, ENOPARAM, EPERM},
+    error::code::{EINVAL, ENOPARAM, ENOTDIR, EPERM, ERANGE},
     prelude::*,
+    sync::Arc,
 };
 
 /// The shiftfs filesystem type.
@@ -40,6 +45,7 @@ pub(crate) const SHIFTFS_MAGIC: usize = 0x6a65_6a62;
 /// Option numbers of [`Shiftfs::PARAMS`].
 const OPT_MARK: u8 = 0;
 const OPT_PASSTHROUGH: u8 = 1;
+const OPT_ALLOW: u8 = 2;
 
 impl FileSystem for Shiftfs {
     const NAME: &'static CStr = c"shiftfs";
@@ -47,6 +53,7 @@ impl FileSystem for Shiftfs {
     const PARAMS: param::Table = param_table![
         Spec::flag(c"mark", OPT_MARK),
         Spec::u32(c"passthrough", OPT_PASSTHROUGH),
+        Spec::string(c"allow", OPT_ALLOW),
     ];
     type Context = MountRequest;
     const MAGIC: usize = SHIFTFS_MAGIC;
@@ -106,6 +113,11 @@ impl FileSystem for Shiftfs {
         if passthrough != 0 {
             m.print(format_args!(",passthrough={passthrough}"));
         }
+        if info.mark {
+            for r in info.allow.iter().flat_map(|a| a.given.iter()) {
+                m.print(format_args!(",allow={}:{}", r.first, r.count));
+            }
+        }
         Ok(())
     }
 
@@ -118,6 +130,46 @@ impl FileSystem for Shiftfs {
         }
         sb.info().real.super_block().sync()
     }
+}
+
+/// Whose user namespaces may mount a mark shifted (`allow=`): those that
+/// map only ids in these ranges.
+pub(crate) struct Allow {
+    /// The ranges as the mark's creator gave them, in its ids (shown in
+    /// /proc/mounts); empty where a nested mark inherits them.
+    given: KVec<IdRange>,
+    /// The ranges as kernel uids and gids.
+    uids: KVec<IdRange>,
+    gids: KVec<IdRange>,
+}
+
+impl Allow {
+    /// The ranges `given` in the ids of namespace `ns`, as kernel ids; or
+    /// why not.
+    fn new(given: KVec<IdRange>, ns: &UserNamespace) -> Result<Self, Refusal> {
+        let (uid_map, gid_map) = (extents(ns, false)?, extents(ns, true)?);
+        let (mut uids, mut gids) = (KVec::new(), KVec::new());
+        for r in given.iter() {
+            for (map, out) in [(&uid_map, &mut uids), (&gid_map, &mut gids)] {
+                for k in mark::to_kernel(*r, map)?.iter() {
+                    out.push(*k, GFP_KERNEL).map_err(|_| oom())?;
+                }
+            }
+        }
+        Ok(Self { given, uids, gids })
+    }
+}
+
+fn oom() -> Refusal {
+    Refusal {
+        err: kernel::error::code::ENOMEM,
+        why: "out of memory",
+    }
+}
+
+/// The extents of `ns`'s uid or gid map.
+fn extents(ns: &UserNamespace, gids: bool) -> Result<KVec<crate::vfs::user_ns::IdExtent>, Refusal> {
+    ns.extents(gids).map_err(|_| oom())
 }
 
 /// What a shiftfs superblock keeps: one mark or shifting mount.
@@ -142,6 +194,9 @@ pub(crate) struct Instance {
     allowed: u32,
     /// The real mount or filesystem is read-only.
     real_readonly: bool,
+    /// The mark's restriction (a shifting mount keeps its mark's, for
+    /// marks made in it).
+    allow: Option<Arc<Allow>>,
 }
 
 impl Instance {
@@ -152,6 +207,7 @@ impl Instance {
         depth: i32,
         passthrough: u32,
         allowed: u32,
+        allow: Option<Arc<Allow>>,
     ) -> Result<Pin<KBox<Self>>> {
         let real_readonly = real.is_readonly();
         KBox::pin_init(
@@ -163,6 +219,7 @@ impl Instance {
                 passthrough: AtomicU32::new(passthrough),
                 allowed,
                 real_readonly,
+                allow,
             }),
             GFP_KERNEL,
         )
@@ -187,6 +244,8 @@ pub(crate) struct MountRequest {
     mark: bool,
     /// `-o passthrough=N`, checked to be 0 to 3.
     passthrough: Option<u32>,
+    /// `-o allow=FIRST:COUNT`, each checked.
+    allow: KVec<IdRange>,
 }
 
 impl fs_context::Context<Shiftfs> for MountRequest {
@@ -207,6 +266,16 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                     )
                 })?;
                 self.passthrough = Some(n);
+            }
+            OPT_ALLOW => {
+                let v = param.string().ok_or(EINVAL)?;
+                let r = mark::parse_range(v).map_err(|r| {
+                    fc.fail(r.err, format_args!("allow={}: {}", show_bytes(v), r.why))
+                })?;
+                if self.allow.len() == MAX_ALLOW {
+                    return Err(fc.fail(EINVAL, format_args!("at most {MAX_ALLOW} allow= ranges")));
+                }
+                self.allow.push(r, GFP_KERNEL)?;
             }
             _ => return Err(ENOPARAM),
         }
@@ -262,6 +331,9 @@ impl fs_context::Context<Shiftfs> for MountRequest {
         };
         let sb = path.super_block();
         let on = sb.downcast::<Shiftfs>();
+        if !self.mark && !self.allow.is_empty() {
+            return Err(fc.fail(EINVAL, format_args!("allow= is an option of marks")));
+        }
         if self.mark {
             // A mark inside a shifting mount (root of a container marking
             // for a nested one) stands on the real directory under it, with
@@ -282,25 +354,63 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                 }),
             })
             .map_err(refused)?;
-            let (real, creator) = match outer {
-                None => (path, Credential::current_without(Capability::SYS_RESOURCE)?),
+            let given = core::mem::take(&mut self.allow);
+            let allow = if given.is_empty() {
+                None
+            } else {
+                Some(Allow::new(given, fc.user_ns()).map_err(refused)?)
+            };
+            let (real, creator, allow) = match outer {
+                None => (
+                    path,
+                    Credential::current_without(Capability::SYS_RESOURCE)?,
+                    allow.map(|a| Arc::new(a, GFP_KERNEL)).transpose()?,
+                ),
                 Some(o) => {
                     // A nested mark passes through at most what the
-                    // shifting mount it is made in does.
+                    // shifting mount it is made in does, and allows at
+                    // most whom its mark allows (all of them, unless it
+                    // narrows).
                     within(o.info().passthrough())?;
+                    let allow = match (allow, &o.info().allow) {
+                        (None, outer) => outer.clone(),
+                        (Some(a), None) => Some(Arc::new(a, GFP_KERNEL)?),
+                        (Some(a), Some(outer)) => {
+                            mark::check_narrowing(&a.uids, &outer.uids).map_err(refused)?;
+                            mark::check_narrowing(&a.gids, &outer.gids).map_err(refused)?;
+                            Some(Arc::new(a, GFP_KERNEL)?)
+                        }
+                    };
                     (
                         real_below(&path, o).map_err(no_real)?,
                         o.info().creds.base().clone(),
+                        allow,
                     )
                 }
             };
-            let mark = Instance::new(true, real, creator, depth, requested, requested)?;
+            let mark = Instance::new(true, real, creator, depth, requested, requested, allow)?;
             return fc.get_tree_nodev(mark);
         }
         // A shifting mount stands on the real directory under the marked
         // source, with the mark creator's credentials: one stacking level,
         // whatever the depth of marks and shifting mounts above it.
         let marked = on.filter(|m| m.info().mark);
+        if marked.is_none() && on.is_none() && mark::PERSISTENT_MARKS.get() {
+            let found = persistent_mark(&path).map_err(|r| {
+                fc.fail(
+                    r.err,
+                    format_args!(
+                        "{}: {}: {}",
+                        show(source),
+                        show(mark::PERSISTENT_XATTR),
+                        r.why
+                    ),
+                )
+            })?;
+            if let Some(pm) = found {
+                return shift_persistent(fc, source, path, pm, requested);
+            }
+        }
         let depth = mark::check_shift(&ShiftSource {
             marked: marked.is_some(),
             real_depth: marked.map_or(sb.stack_depth(), |m| {
@@ -313,6 +423,8 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             marked.ok_or_else(|| fc.fail(EPERM, format_args!("{}: not marked", show(source))))?;
         let allowed = marked.info().passthrough();
         within(allowed)?;
+        let allow = marked.info().allow.clone();
+        check_allowed(fc, source, allow.as_deref())?;
         let real = real_below(&path, marked).map_err(no_real)?;
         let creator = marked.info().creds.base().clone();
         let passthrough = self.passthrough.unwrap_or(0);
@@ -323,8 +435,115 @@ impl fs_context::Context<Shiftfs> for MountRequest {
             depth,
             passthrough,
             allowed,
+            allow,
         )?)
     }
+}
+
+/// Whether the user namespace of request `fc` may mount shifted a mark
+/// restricted by `allow`; the refusal, logged, if not.
+fn check_allowed(fc: &FsContext<Shiftfs>, source: &CStr, allow: Option<&Allow>) -> Result {
+    let Some(a) = allow else {
+        return Ok(());
+    };
+    let ns = fc.user_ns();
+    for (gids, ranges, what) in [(false, &a.uids, "uid"), (true, &a.gids, "gid")] {
+        let map = extents(ns, gids).map_err(|r| fc.fail(r.err, format_args!("{}", r.why)))?;
+        mark::check_userns_within(&map, ranges).map_err(|(r, e)| match e {
+            Some(e) => fc.fail(
+                r.err,
+                format_args!(
+                    "{}: {}: its {what} map has {} {} {}",
+                    show(source),
+                    r.why,
+                    e.first,
+                    e.lower_first,
+                    e.count
+                ),
+            ),
+            None => fc.fail(r.err, format_args!("{}: {}", show(source), r.why)),
+        })?;
+    }
+    Ok(())
+}
+
+/// The persistent mark on `path` or the nearest directory above it on
+/// its mount (its `trusted.shiftfs` xattr), if there is one.
+fn persistent_mark(path: &Path) -> Result<Option<mark::PersistentMark>, Refusal> {
+    let mut buf = [0u8; 256];
+    let mut up: Option<Path> = None;
+    loop {
+        let at = up.as_ref().unwrap_or(path);
+        match at
+            .dentry()
+            .getxattr_stored(mark::PERSISTENT_XATTR, &mut buf)
+        {
+            Ok(n) => return mark::parse_persistent(&buf[..n]).map(Some),
+            Err(e) if e == ERANGE => {
+                return Err(Refusal {
+                    err: EINVAL,
+                    why: "its value is too long",
+                })
+            }
+            // ENODATA, or no xattrs on this filesystem: not marked here.
+            Err(_) => {}
+        }
+        match at.parent() {
+            Some(p) => up = Some(p),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// A shifting mount of `path`, under persistent mark `pm`: it stands on
+/// the source itself and reaches it with the persistent mark's
+/// credentials (cred.rs), as any shifting mount stands on its mark's
+/// real directory with the mark creator's.
+fn shift_persistent(
+    fc: &FsContext<Shiftfs>,
+    source: &CStr,
+    path: Path,
+    pm: mark::PersistentMark,
+    requested: u32,
+) -> Result {
+    let refused = |r: Refusal| fc.fail(r.err, format_args!("{}: {}", show(source), r.why));
+    if path.is_idmapped() {
+        return Err(refused(Refusal {
+            err: EINVAL,
+            why: "the source is on an idmapped mount",
+        }));
+    }
+    if !path.is_dir() {
+        return Err(refused(Refusal {
+            err: ENOTDIR,
+            why: "the source must be a directory",
+        }));
+    }
+    let depth = mark::check_shift(&ShiftSource {
+        marked: true,
+        real_depth: path.super_block().stack_depth(),
+    })
+    .map_err(refused)?;
+    mark::check_passthrough_within(requested, pm.passthrough).map_err(refused)?;
+    let allow = if pm.allow.is_empty() {
+        None
+    } else {
+        // Only root of the initial namespace sets the xattr: its ids are
+        // kernel ids.
+        let a = Allow::new(pm.allow, UserNamespace::init()).map_err(refused)?;
+        Some(Arc::new(a, GFP_KERNEL)?)
+    };
+    check_allowed(fc, source, allow.as_deref())?;
+    let creator = cred::persistent_mark_creds()?;
+    fc.get_tree_nodev(Instance::new(
+        false,
+        path,
+        creator,
+        depth,
+        requested,
+        pm.passthrough,
+        allow,
+    )?)
 }
 
 #[cfg(shiftfs_kunit)]

@@ -23,6 +23,16 @@ impl Capability {
     pub(crate) const MKNOD: Self = Self(bindings::CAP_MKNOD);
     /// `CAP_DAC_OVERRIDE`.
     pub(crate) const DAC_OVERRIDE: Self = Self(bindings::CAP_DAC_OVERRIDE);
+    /// `CAP_DAC_READ_SEARCH`.
+    pub(crate) const DAC_READ_SEARCH: Self = Self(bindings::CAP_DAC_READ_SEARCH);
+    /// `CAP_CHOWN`.
+    pub(crate) const CHOWN: Self = Self(bindings::CAP_CHOWN);
+    /// `CAP_FOWNER`.
+    pub(crate) const FOWNER: Self = Self(bindings::CAP_FOWNER);
+    /// `CAP_FSETID`.
+    pub(crate) const FSETID: Self = Self(bindings::CAP_FSETID);
+    /// `CAP_SETFCAP`: writing file capabilities.
+    pub(crate) const SETFCAP: Self = Self(bindings::CAP_SETFCAP);
 
     /// Whether the calling task has this capability in the initial user
     /// namespace (`capable()`).
@@ -120,6 +130,37 @@ impl Credential {
                 &raw mut (*c).cap_ambient,
             ] {
                 bindings::shiftfs_cap_lower(set, cap.0 as i32);
+            }
+        }
+        // SAFETY: the new credentials carry one reference, now ours.
+        Ok(unsafe { ARef::from_raw(new.cast()) })
+    }
+
+    /// Credentials of the kernel's own (root of the initial user
+    /// namespace, as `prepare_kernel_cred(&init_task)` makes them) with no
+    /// capability but `caps`.
+    pub(crate) fn kernel_with(caps: &[Capability]) -> Result<ARef<Self>> {
+        // SAFETY: `init_task` is a static task that lives forever;
+        // `prepare_kernel_cred` returns a new, unshared copy or NULL.
+        let new = NonNull::new(unsafe {
+            bindings::prepare_kernel_cred(core::ptr::addr_of_mut!(bindings::init_task))
+        })
+        .ok_or(ENOMEM)?;
+        // SAFETY: the copy is ours alone until it is wrapped below.
+        unsafe {
+            let c = new.as_ptr();
+            for (set, keep) in [
+                (&raw mut (*c).cap_effective, true),
+                (&raw mut (*c).cap_permitted, true),
+                (&raw mut (*c).cap_bset, true),
+                (&raw mut (*c).cap_inheritable, false),
+                (&raw mut (*c).cap_ambient, false),
+            ] {
+                for cap in 0..=bindings::SHIFTFS_CAP_LAST_CAP {
+                    if !(keep && caps.contains(&Capability(cap as u32))) {
+                        bindings::shiftfs_cap_lower(set, cap);
+                    }
+                }
             }
         }
         // SAFETY: the new credentials carry one reference, now ours.
@@ -242,9 +283,22 @@ mod tests {
         kunit_expect!(t, c.has_effective(Capability::SYS_ADMIN));
     }
 
+    fn kernel_credentials_with_a_few_capabilities(t: &mut Test) {
+        let c =
+            Credential::kernel_with(&[Capability::CHOWN, Capability::FOWNER]).expect("kernel_with");
+        kunit_expect!(t, c.has_effective(Capability::CHOWN));
+        kunit_expect!(t, c.has_effective(Capability::FOWNER));
+        kunit_expect!(t, !c.has_effective(Capability::SYS_ADMIN));
+        kunit_expect!(t, !c.has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, !c.has_effective(Capability::DAC_OVERRIDE));
+        let _as = c.override_current();
+        kunit_expect!(t, current_fsids() == (Kuid(0), Kgid(0)));
+    }
+
     kunit_suite!(
         "shiftfs_cred",
         [
+            kernel_credentials_with_a_few_capabilities,
             a_copy_with_only_one_capability_has_no_other,
             copy_without_a_capability_keeps_the_others,
             credentials_are_reference_counted,

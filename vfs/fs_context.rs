@@ -3,7 +3,7 @@
 //! Mount requests through the new mount API (`struct fs_context`,
 //! fs_context.h): parameters, the fs_context log, `get_tree`.
 
-use super::{bindings, fs_type::FileSystem, super_block::SuperBlock};
+use super::{bindings, fs_type::FileSystem, super_block::SuperBlock, user_ns::UserNamespace};
 use core::ffi::CStr;
 use core::{ffi::c_void, fmt, marker::PhantomData, mem::MaybeUninit};
 use kernel::{
@@ -74,6 +74,14 @@ impl<T: FileSystem> FsContext<T> {
             // `Spec::u32` entry sets (a flag leaves the zeroes).
             uint_32: unsafe { result.assume_init().__bindgen_anon_1.uint_32 },
         })
+    }
+
+    /// The user namespace the new superblock will belong to
+    /// (`fc->user_ns`): the caller's, for a mount made in a container.
+    pub(crate) fn user_ns(&self) -> &UserNamespace {
+        // SAFETY: the context holds a reference to its namespace for as
+        // long as it lives, which outlives the borrow.
+        unsafe { UserNamespace::from_raw((*self.as_raw()).user_ns) }
     }
 
     /// The superblock a remount (`reconfigure`) is for.
@@ -164,6 +172,21 @@ pub(crate) struct Parsed {
 pub(crate) struct Parameter(Opaque<bindings::fs_parameter>);
 
 impl Parameter {
+    /// The value of a `key=VALUE` parameter given as a string (every
+    /// mount(2) option and `FSCONFIG_SET_STRING`), without its NUL.
+    pub(crate) fn string(&self) -> Option<&[u8]> {
+        let p = self.0.get();
+        // SAFETY: `p` is valid for the borrow; for a string value `string`
+        // is a NUL-terminated string the parameter owns.
+        unsafe {
+            if (*p).type_() != bindings::fs_value_type_fs_value_is_string {
+                return None;
+            }
+            let s = (*p).__bindgen_anon_1.string;
+            (!s.is_null()).then(|| super::c_str(s).to_bytes())
+        }
+    }
+
     /// # Safety
     ///
     /// `ptr` must point to a valid `fs_parameter` that stays valid for `'a`.

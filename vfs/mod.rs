@@ -84,6 +84,7 @@ pub(crate) mod fs_type;
 pub(crate) mod inode;
 #[cfg(shiftfs_kunit)]
 pub(crate) mod kunit;
+pub(crate) mod module_param;
 pub(crate) mod namei;
 pub(crate) mod param;
 pub(crate) mod path;
@@ -143,6 +144,11 @@ pub(super) unsafe fn c_str<'a>(ptr: *const kernel::ffi::c_char) -> &'a core::ffi
 /// bytes escaped.
 pub(crate) fn show(s: &core::ffi::CStr) -> Show<'_> {
     Show(s.to_bytes())
+}
+
+/// Bytes shown in a message, as [`show`] shows a C string.
+pub(crate) fn show_bytes(s: &[u8]) -> Show<'_> {
+    Show(s)
 }
 
 /// See [`show`].

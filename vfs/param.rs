@@ -34,6 +34,18 @@ impl Spec {
         })
     }
 
+    /// A string: `key=VALUE` (`fsparam_string()`); its value is
+    /// [`Parameter::string`](super::fs_context::Parameter::string).
+    pub(crate) const fn string(name: &'static CStr, opt: u8) -> Self {
+        Self(bindings::fs_parameter_spec {
+            name: super::c_ptr(name),
+            type_: Some(bindings::fs_param_is_string),
+            opt,
+            flags: 0,
+            data: core::ptr::null(),
+        })
+    }
+
     /// The all-zero entry that ends a table.
     pub(crate) const END: Self = Self(bindings::fs_parameter_spec {
         name: core::ptr::null(),

@@ -110,6 +110,29 @@ impl Path {
         Ok(Self(path))
     }
 
+    /// The parent directory on the same mount; `None` at the mount's root.
+    pub(crate) fn parent(&self) -> Option<Self> {
+        // SAFETY: the path's mount and dentry are live; `dget_parent`
+        // returns a referenced dentry, whose reference is dropped once the
+        // new path holds its own.
+        unsafe {
+            if self.0.dentry == (*self.0.mnt).mnt_root {
+                return None;
+            }
+            let parent = bindings::dget_parent(self.0.dentry);
+            let path = bindings::path {
+                mnt: self.0.mnt,
+                dentry: parent,
+            };
+            let up = (parent != self.0.dentry).then(|| {
+                bindings::path_get(&path);
+                Self(path)
+            });
+            bindings::dput(parent);
+            up
+        }
+    }
+
     /// The mount.
     pub(crate) fn mount(&self) -> &Mount {
         // SAFETY: we hold a reference to the mount.

@@ -4,7 +4,17 @@
 //! `kgid_t`; user_namespace.h, uidgid.h).
 
 use super::bindings;
-use kernel::types::Opaque;
+use core::sync::atomic::{fence, Ordering};
+use kernel::{alloc::KVec, prelude::*, types::Opaque};
+
+/// One extent of a user namespace's uid or gid map: ids `first` to
+/// `first + count - 1` of the namespace are kernel ids `lower_first` on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct IdExtent {
+    pub(crate) first: u32,
+    pub(crate) lower_first: u32,
+    pub(crate) count: u32,
+}
 
 /// A kernel uid: a uid as the kernel sees it, above every user namespace.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,7 +62,6 @@ pub(crate) struct UserNamespace(Opaque<bindings::user_namespace>);
 
 impl UserNamespace {
     /// The initial user namespace, where ids and kernel ids are the same.
-    #[cfg(shiftfs_kunit)]
     pub(crate) fn init() -> &'static Self {
         // SAFETY: `init_user_ns` is a static that lives forever; `Self` is
         // `repr(transparent)` over it.
@@ -89,6 +98,48 @@ impl UserNamespace {
         // SAFETY: `self` is a valid namespace; `from_kuid` only reads its map.
         let uid = unsafe { bindings::from_kuid(self.as_raw(), bindings::kuid_t { val: kuid.0 }) };
         (uid != u32::MAX).then_some(uid)
+    }
+
+    /// The extents of this namespace's uid map (`gids` false) or gid map:
+    /// `(first, lower_first, count)` as /proc/PID/uid_map shows them, but
+    /// with `lower_first` a kernel id. Empty for a namespace whose map is
+    /// not written yet.
+    pub(crate) fn extents(&self, gids: bool) -> Result<KVec<IdExtent>> {
+        let raw = self.as_raw();
+        // SAFETY: `self` is live; a map is written once (`map_write()`
+        // publishes `nr_extents` after the extents, with a write barrier)
+        // and never changed after, so after reading a non-zero count the
+        // extents it counts are there (the acquire fence pairs with that
+        // barrier, as `smp_rmb()` in `map_id_range_down()` does).
+        unsafe {
+            let map = if gids {
+                &raw const (*raw).gid_map
+            } else {
+                &raw const (*raw).uid_map
+            };
+            let base = &raw const (*map).__bindgen_anon_1.__bindgen_anon_1;
+            let n = core::ptr::read_volatile(&raw const (*base).nr_extents) as usize;
+            fence(Ordering::Acquire);
+            let first: *const bindings::uid_gid_extent =
+                if n <= bindings::UID_GID_MAP_MAX_BASE_EXTENTS as usize {
+                    (&raw const (*base).extent).cast()
+                } else {
+                    (*map).__bindgen_anon_1.__bindgen_anon_2.forward
+                };
+            let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+            for i in 0..n {
+                let e = &*first.add(i);
+                v.push(
+                    IdExtent {
+                        first: e.first,
+                        lower_first: e.lower_first,
+                        count: e.count,
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+            Ok(v)
+        }
     }
 
     /// The gid that `kgid` has in this namespace (`from_kgid()`), if any.

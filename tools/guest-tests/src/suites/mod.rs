@@ -17,6 +17,7 @@ pub mod io;
 pub mod kernel_log;
 pub mod lifecycle;
 pub mod mark;
+pub mod marks;
 pub mod mount_checks;
 pub mod namei;
 pub mod notify;
@@ -32,6 +33,7 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("foundation", foundation::TESTS),
     ("mount_checks", mount_checks::TESTS),
     ("mark", mark::TESTS),
+    ("marks", marks::TESTS),
     ("shift", shift::TESTS),
     ("io", io::TESTS),
     ("notify", notify::TESTS),
