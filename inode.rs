@@ -64,9 +64,10 @@ impl InodeOperations for Shiftfs {
             let real = sb.info().real.mount().path(dentry.real());
             real.getattr(stat, request_mask, flags)?;
         }
+        // The real path's attributes: its owner as the real mount shows it.
         let (uid, gid) = stat.owner();
         let shift = Shift::of(sb);
-        stat.set_owner(shift.uid_up(uid), shift.gid_up(gid));
+        stat.set_owner(shift.view_uid_up(uid), shift.view_gid_up(gid));
         stat.set_dev(sb.dev());
         Ok(())
     }

@@ -64,8 +64,6 @@ pub(crate) struct MarkSource {
     pub(crate) admin: bool,
     pub(crate) is_dir: bool,
     pub(crate) fs: SourceFs,
-    /// The source is on an idmapped mount.
-    pub(crate) idmapped: bool,
     /// `s_stack_depth` of the real filesystem the mark will stand on (for a
     /// source on a shifting mount, the one under it).
     pub(crate) real_depth: i32,
@@ -108,9 +106,6 @@ pub(crate) fn check_mark(src: &MarkSource) -> Result<i32, Refusal> {
     }
     if src.fs == SourceFs::ShiftfsMark {
         return Err(refuse(EINVAL, "the source is inside a shiftfs mark mount"));
-    }
-    if src.idmapped {
-        return Err(refuse(EINVAL, "the source is on an idmapped mount"));
     }
     stacked_depth(src.real_depth)
 }
@@ -382,7 +377,6 @@ mod tests {
             admin: true,
             is_dir: true,
             fs: SourceFs::Other,
-            idmapped: false,
             real_depth: 0,
         }
     }
@@ -416,7 +410,6 @@ mod tests {
             admin: false,
             is_dir: false,
             fs: SourceFs::ShiftfsMark,
-            idmapped: true,
             real_depth: 5,
         };
         kunit_expect_eq!(t, errno(check_mark(&src)), Err(EPERM));
@@ -438,14 +431,6 @@ mod tests {
             ..admin_dir()
         };
         kunit_expect_eq!(t, check_mark(&src), Ok(1));
-    }
-
-    fn mark_on_an_idmapped_mount_is_einval(t: &mut Test) {
-        let src = MarkSource {
-            idmapped: true,
-            ..admin_dir()
-        };
-        kunit_expect_eq!(t, errno(check_mark(&src)), Err(EINVAL));
     }
 
     fn mark_over_overlayfs_stacks_to_2(t: &mut Test) {
@@ -504,10 +489,6 @@ mod tests {
             }),
             check_mark(&MarkSource {
                 fs: SourceFs::ShiftfsMark,
-                ..admin_dir()
-            }),
-            check_mark(&MarkSource {
-                idmapped: true,
                 ..admin_dir()
             }),
             check_shift(&ShiftSource {
@@ -788,7 +769,6 @@ mod tests {
             permission_is_checked_before_anything_else,
             mark_inside_a_mark_is_einval,
             mark_inside_a_shifting_mount_nests,
-            mark_on_an_idmapped_mount_is_einval,
             mark_over_overlayfs_stacks_to_2,
             shifting_a_marked_path,
             shifting_an_unmarked_path_is_eperm,

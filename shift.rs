@@ -8,11 +8,16 @@
 //! sees as 1000. On the way down the reverse. An id with no mapping shifts to
 //! the invalid id (stat then shows the overflow id, 65534); one that cannot
 //! be written down is refused.
+//!
+//! Where the mark stands on an idmapped mount, the real filesystem is seen
+//! through that mount's idmapping first, as any user of the mount sees it,
+//! and then shifted: the two mappings compose, and an id either cannot
+//! represent is invalid up and refused down.
 
 use crate::{
     superblock::Shiftfs,
     vfs::{
-        inode::Inode,
+        inode::{Inode, MntIdmap},
         super_block::SuperBlock,
         user_ns::{Kgid, Kuid, UserNamespace},
         Real,
@@ -27,6 +32,8 @@ pub(crate) struct Shift<'a> {
     pub(crate) real: &'a UserNamespace,
     /// The shiftfs superblock's user namespace: the container's.
     pub(crate) shifted: &'a UserNamespace,
+    /// The idmapping of the real mount, if it is idmapped.
+    pub(crate) idmap: Option<&'a MntIdmap>,
 }
 
 impl<'a> Shift<'a> {
@@ -34,10 +41,34 @@ impl<'a> Shift<'a> {
     /// the real filesystem under it (every real object it reaches is on
     /// that one superblock) to its own, the container's.
     pub(crate) fn of(sb: &'a SuperBlock<Shiftfs>) -> Self {
+        let real = &sb.info().real;
         Shift {
-            real: sb.info().real.super_block().user_ns(),
+            real: real.super_block().user_ns(),
             shifted: sb.user_ns(),
+            idmap: real.mount().idmap(),
         }
+    }
+
+    /// The kernel uid the real mount shows for real owner `real`.
+    pub(crate) fn vfs_uid(&self, real: Kuid) -> Kuid {
+        self.idmap.map_or(real, |m| m.vfsuid(self.real, real))
+    }
+
+    /// The kernel gid the real mount shows for real group `real`.
+    pub(crate) fn vfs_gid(&self, real: Kgid) -> Kgid {
+        self.idmap.map_or(real, |m| m.vfsgid(self.real, real))
+    }
+
+    /// The real owner for `vfs`, a kernel uid as the real mount shows it.
+    pub(crate) fn disk_uid(&self, vfs: Kuid) -> Option<Kuid> {
+        let k = self.idmap.map_or(vfs, |m| m.kuid_of(self.real, vfs));
+        Some(k).filter(|k| k.is_valid())
+    }
+
+    /// The real group for `vfs`, a kernel gid as the real mount shows it.
+    pub(crate) fn disk_gid(&self, vfs: Kgid) -> Option<Kgid> {
+        let k = self.idmap.map_or(vfs, |m| m.kgid_of(self.real, vfs));
+        Some(k).filter(|k| k.is_valid())
     }
 
     /// The owner and group a shiftfs inode shows for `real`.
@@ -47,28 +78,48 @@ impl<'a> Shift<'a> {
 
     /// The owner a shiftfs inode shows for a real inode owned by `real`.
     pub(crate) fn uid_up(&self, real: Kuid) -> Kuid {
+        self.view_uid_up(self.vfs_uid(real))
+    }
+
+    /// The owner a shiftfs inode shows for an owner as the real mount
+    /// shows it (what `getattr` of the real path gives).
+    pub(crate) fn view_uid_up(&self, vfs: Kuid) -> Kuid {
         self.real
-            .uid_of(real)
+            .uid_of(vfs)
             .map_or(Kuid::INVALID, |id| self.shifted.make_kuid(id))
     }
 
     /// The group a shiftfs inode shows for a real inode's `real` group.
     pub(crate) fn gid_up(&self, real: Kgid) -> Kgid {
+        self.view_gid_up(self.vfs_gid(real))
+    }
+
+    /// The group a shiftfs inode shows for a group as the real mount
+    /// shows it.
+    pub(crate) fn view_gid_up(&self, vfs: Kgid) -> Kgid {
         self.real
-            .gid_of(real)
+            .gid_of(vfs)
             .map_or(Kgid::INVALID, |id| self.shifted.make_kgid(id))
     }
 
     /// The real owner to write for `shifted`, if the real filesystem can hold it.
     pub(crate) fn uid_down(&self, shifted: Kuid) -> Option<Kuid> {
         let id = self.shifted.uid_of(shifted)?;
-        Some(self.real.make_kuid(id)).filter(|k| k.is_valid())
+        let vfs = self.real.make_kuid(id);
+        if !vfs.is_valid() {
+            return None;
+        }
+        self.disk_uid(vfs)
     }
 
     /// The real group to write for `shifted`, if the real filesystem can hold it.
     pub(crate) fn gid_down(&self, shifted: Kgid) -> Option<Kgid> {
         let id = self.shifted.gid_of(shifted)?;
-        Some(self.real.make_kgid(id)).filter(|k| k.is_valid())
+        let vfs = self.real.make_kgid(id);
+        if !vfs.is_valid() {
+            return None;
+        }
+        self.disk_gid(vfs)
     }
 }
 
@@ -87,6 +138,7 @@ mod tests {
         f(Shift {
             real: UserNamespace::init(),
             shifted: &c,
+            idmap: None,
         })
     }
 
@@ -162,6 +214,7 @@ mod tests {
         let s = Shift {
             real: init,
             shifted: init,
+            idmap: None,
         };
         for id in [0, 1000, 65_536, 4_294_967_294] {
             kunit_expect_eq!(t, s.uid_up(Kuid(id)), Kuid(id));
@@ -181,6 +234,7 @@ mod tests {
         let s = Shift {
             real: UserNamespace::init(),
             shifted: &n,
+            idmap: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(5)), Kuid(101_005));
         kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(101_999));
@@ -196,6 +250,7 @@ mod tests {
         let s = Shift {
             real: &c,
             shifted: &n,
+            idmap: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(100_005)), Kuid(101_005));
         kunit_expect_eq!(t, s.uid_up(Kuid(101_005)), Kuid::INVALID);
@@ -209,6 +264,7 @@ mod tests {
         let s = Shift {
             real: UserNamespace::init(),
             shifted: &m,
+            idmap: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(100_999));
         kunit_expect_eq!(t, s.uid_up(Kuid(1500)), Kuid(300_500));

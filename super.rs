@@ -348,7 +348,6 @@ impl fs_context::Context<Shiftfs> for MountRequest {
                     Some(o) if o.info().mark => SourceFs::ShiftfsMark,
                     Some(_) => SourceFs::ShiftfsShifting,
                 },
-                idmapped: path.is_idmapped(),
                 real_depth: outer.map_or(sb.stack_depth(), |o| {
                     o.info().real.super_block().stack_depth()
                 }),
@@ -507,12 +506,6 @@ fn shift_persistent(
     requested: u32,
 ) -> Result {
     let refused = |r: Refusal| fc.fail(r.err, format_args!("{}: {}", show(source), r.why));
-    if path.is_idmapped() {
-        return Err(refused(Refusal {
-            err: EINVAL,
-            why: "the source is on an idmapped mount",
-        }));
-    }
     if !path.is_dir() {
         return Err(refused(Refusal {
             err: ENOTDIR,

@@ -312,10 +312,14 @@ const CAPS: &CStr = c"security.capability";
 /// container (root id its root, kernel uid 100000) reads as the container
 /// root's (revision 2) in the container, and one set by the host (root id
 /// 0) does not exist for the container (ENODATA, as the kernel treats a
-/// capability not valid in the namespace at exec).
+/// capability not valid in the namespace at exec). Through an idmapped
+/// real mount the root id is first the kernel uid that mount shows, as the
+/// VFS shows it to users of that mount.
 pub(crate) fn caps_value_up(value: &[u8], shift: &Shift<'_>) -> Result<KVec<u8>> {
     caps_up(value, |root| {
-        shift.shifted.uid_of(shift.real.make_kuid(root))
+        shift
+            .shifted
+            .uid_of(shift.vfs_uid(shift.real.make_kuid(root)))
     })
     .map_err(|e| if e == eoverflow() { enodata() } else { e })
 }
@@ -327,7 +331,9 @@ pub(crate) fn caps_value_up(value: &[u8], shift: &Shift<'_>) -> Result<KVec<u8>>
 /// host.
 pub(crate) fn caps_value_down(value: &[u8], shift: &Shift<'_>) -> Result<KVec<u8>> {
     caps_down(value, |root| {
-        shift.real.uid_of(shift.shifted.make_kuid(root))
+        shift
+            .disk_uid(shift.shifted.make_kuid(root))
+            .and_then(|k| shift.real.uid_of(k))
     })
 }
 
@@ -579,6 +585,7 @@ mod tests {
         f(&Shift {
             real: UserNamespace::init(),
             shifted: &c,
+            idmap: None,
         })
     }
 
@@ -774,6 +781,7 @@ mod tests {
         let s = Shift {
             real: UserNamespace::init(),
             shifted: &c,
+            idmap: None,
         };
         f(&c, &s)
     }

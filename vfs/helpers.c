@@ -143,11 +143,6 @@ bool shiftfs_d_is_dir(const struct dentry *dentry)
 	return d_is_dir(dentry);
 }
 
-bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt)
-{
-	return is_idmapped_mnt(mnt);
-}
-
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl)
 {
 	return posix_acl_dup(acl);

@@ -47,7 +47,6 @@ void shiftfs_spin_lock(spinlock_t *lock);
 void shiftfs_spin_unlock(spinlock_t *lock);
 unsigned int shiftfs_iocb_flags(struct file *file);
 bool shiftfs_d_is_dir(const struct dentry *dentry);
-bool shiftfs_is_idmapped_mnt(const struct vfsmount *mnt);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);
 void shiftfs_posix_acl_release(struct posix_acl *acl);
 

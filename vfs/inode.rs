@@ -10,7 +10,7 @@ use super::{
     fs_type::FileSystem,
     namei,
     super_block::SuperBlock,
-    user_ns::{Kgid, Kuid},
+    user_ns::{Kgid, Kuid, UserNamespace},
     xattr, ARef, Rcu, Real,
 };
 use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
@@ -252,6 +252,69 @@ impl MntIdmap {
 
     pub(super) fn as_raw(&self) -> *mut bindings::mnt_idmap {
         self.0.get()
+    }
+
+    /// The kernel uid this mount shows for `kuid`, an owner on a filesystem
+    /// of user namespace `fs_ns` (`make_vfsuid()`); invalid where the
+    /// idmapping has no mapping for it.
+    pub(crate) fn vfsuid(&self, fs_ns: &UserNamespace, kuid: Kuid) -> Kuid {
+        // SAFETY: both are live; the call only reads their maps.
+        Kuid(
+            unsafe {
+                bindings::make_vfsuid(
+                    self.as_raw(),
+                    fs_ns.as_raw(),
+                    bindings::kuid_t { val: kuid.0 },
+                )
+            }
+            .val,
+        )
+    }
+
+    /// The kernel gid this mount shows for `kgid` (`make_vfsgid()`).
+    pub(crate) fn vfsgid(&self, fs_ns: &UserNamespace, kgid: Kgid) -> Kgid {
+        // SAFETY: as for `vfsuid`.
+        Kgid(
+            unsafe {
+                bindings::make_vfsgid(
+                    self.as_raw(),
+                    fs_ns.as_raw(),
+                    bindings::kgid_t { val: kgid.0 },
+                )
+            }
+            .val,
+        )
+    }
+
+    /// The owner to write on the filesystem for `vfsuid`, a kernel uid as
+    /// this mount shows it (`from_vfsuid()`); invalid where there is none.
+    pub(crate) fn kuid_of(&self, fs_ns: &UserNamespace, vfsuid: Kuid) -> Kuid {
+        // SAFETY: as for `vfsuid`.
+        Kuid(
+            unsafe {
+                bindings::from_vfsuid(
+                    self.as_raw(),
+                    fs_ns.as_raw(),
+                    bindings::vfsuid_t { val: vfsuid.0 },
+                )
+            }
+            .val,
+        )
+    }
+
+    /// The group to write for `vfsgid` (`from_vfsgid()`).
+    pub(crate) fn kgid_of(&self, fs_ns: &UserNamespace, vfsgid: Kgid) -> Kgid {
+        // SAFETY: as for `vfsuid`.
+        Kgid(
+            unsafe {
+                bindings::from_vfsgid(
+                    self.as_raw(),
+                    fs_ns.as_raw(),
+                    bindings::vfsgid_t { val: vfsgid.0 },
+                )
+            }
+            .val,
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use super::{
     cred::Credential,
     dentry::Dentry,
     file::{File, OpenFlags},
-    inode::{Inode, Kstat},
+    inode::{nop_idmap, Inode, Kstat, MntIdmap},
     super_block::{Kstatfs, SuperBlock},
     ARef, Real,
 };
@@ -36,6 +36,20 @@ impl Mount {
                 dentry: dentry.as_raw(),
             },
             _p: PhantomData,
+        }
+    }
+
+    /// The mount's idmapping (`mnt_idmap()`), if it is an idmapped mount.
+    /// It is set before a mount is attached and never changes after.
+    pub(crate) fn idmap(&self) -> Option<&MntIdmap> {
+        let mnt = self.0.get();
+        // SAFETY: `self` is live; the idmapping lives at least as long as
+        // the mount that holds it. The acquire load pairs with the release
+        // store that published it.
+        unsafe {
+            let idmap = core::ptr::read_volatile(&raw const (*mnt).mnt_idmap);
+            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            (idmap != nop_idmap()).then(|| MntIdmap::from_raw(idmap))
         }
     }
 
@@ -163,12 +177,6 @@ impl Path {
     pub(crate) fn is_dir(&self) -> bool {
         // SAFETY: `dentry` is a live dentry we hold a reference to.
         unsafe { bindings::shiftfs_d_is_dir(self.0.dentry) }
-    }
-
-    /// Whether the path is on an idmapped mount (`is_idmapped_mnt()`).
-    pub(crate) fn is_idmapped(&self) -> bool {
-        // SAFETY: `mnt` is a live mount we hold a reference to.
-        unsafe { bindings::shiftfs_is_idmapped_mnt(self.0.mnt) }
     }
 
     /// Whether the path is on a read-only mount or superblock

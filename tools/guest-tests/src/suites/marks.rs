@@ -42,6 +42,8 @@ pub const TESTS: &[crate::harness::Test] = tests![
     containers_cannot_see_or_change_the_mark,
     removing_the_mark_stops_new_mounts_only,
     persistent_mark_survives_remount_and_module_reload,
+    shifting_composes_with_an_idmapped_mount,
+    idmapped_composition_writes_acls_and_capabilities,
     host_cleans_up,
     unload,
 ];
@@ -557,4 +559,177 @@ fn persistent_mark_survives_remount_and_module_reload(env: &Env) -> Outcome {
     })();
     fs.release()?;
     res
+}
+
+/// The host's idmapped bind mount of a tree (its 0:50000:65536: on-disk N
+/// shows as 50000 + N), marked; `f` runs with the real tree and the mark.
+/// The tree: `file` on-disk 1000, `root-file` 0, `far` 70000 (which the
+/// idmapping cannot show), a directory `open` (0, mode 1777).
+fn with_idmapped_mark(env: &Env, name: &str, f: impl FnOnce(&Path, &Path) -> Outcome) -> Outcome {
+    let r = fresh(env, name)?;
+    for (n, uid) in [("root-file", 0), ("far", 70_000)] {
+        std::fs::write(r.join(n), n).ctx("write")?;
+        std::os::unix::fs::chown(r.join(n), Some(uid), Some(uid)).ctx("chown")?;
+    }
+    std::fs::create_dir(r.join("open")).ctx("mkdir")?;
+    rustix::fs::chmod(r.join("open"), Mode::from_raw_mode(0o1777)).ctx("chmod")?;
+    let b = base(env).join(format!("{name}-idmapped"));
+    std::fs::create_dir_all(&b).ctx("mkdir")?;
+    let userns = crate::sys::userns_fd("0 50000 65536")?;
+    crate::sys::idmapped_bind(&r, &b, &userns)?;
+    let res = (|| {
+        ensure_eq!(
+            stat(b.join("file"))
+                .ctx("stat through the idmapped mount")?
+                .st_uid,
+            51_000,
+            "the idmapped mount shows on-disk 1000"
+        );
+        with_mark(&b, c"mark", || f(&r, &b))
+    })();
+    unmount(&b, UnmountFlags::DETACH).ctx("umount idmapped")?;
+    res
+}
+
+/// Keeps the calling process's capabilities while its filesystem ids
+/// become `id` (no setuid fixup): root of a container acting on files as
+/// one of its users.
+fn fs_ids_keeping_caps(id: u32) -> Outcome {
+    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    // SAFETY: plain calls on the calling process.
+    unsafe {
+        if libc::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0 {
+            return Err(format!("PR_SET_SECUREBITS: errno {}", rel::errno()));
+        }
+        libc::setfsgid(id);
+        libc::setfsuid(id);
+        if libc::setfsuid(u32::MAX) as u32 != id {
+            return Err("setfsuid did not take".into());
+        }
+    }
+    Ok(())
+}
+
+fn shifting_composes_with_an_idmapped_mount(env: &Env) -> Outcome {
+    let t = target(env, "idmapped")?;
+    with_idmapped_mark(env, "idmapped", |r, b| {
+        let (bb, tt) = (b.to_path_buf(), t.clone());
+        container::run(move || {
+            mount(&bb, &tt, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+            // Root of the container (host 100000) is host 0 through the
+            // idmapped mount's view, which it cannot write down: EOVERFLOW
+            // for anything it does through the mount.
+            ensure_eq!(
+                stat(tt.join("file")).map(drop),
+                Err(Errno::OVERFLOW),
+                "stat as the container's root"
+            );
+            fs_ids_keeping_caps(50_000)?;
+            for (n, uid) in [("file", 51_000), ("root-file", 50_000), ("far", 65_534)] {
+                ensure_eq!(
+                    stat(tt.join(n)).ctx("stat")?.st_uid,
+                    uid,
+                    format!("owner of {n} in the container")
+                );
+            }
+            ensure_eq!(
+                stat(&tt).ctx("stat root")?.st_uid,
+                50_000,
+                "owner of the root"
+            );
+            std::fs::write(tt.join("open/by-50000"), b"x").ctx("create as 50000")?;
+            std::fs::write(tt.join("open/given"), b"x").ctx("create")?;
+            std::os::unix::fs::chown(tt.join("open/given"), Some(51_002), Some(51_003))
+                .ctx("chown to 51002:51003")?;
+            // 10 is host 100010 in the container, host 10 through the
+            // idmapping's view: not on its disk.
+            ensure_eq!(
+                rustix::fs::chown(
+                    tt.join("open/given"),
+                    Some(rustix::fs::Uid::from_raw(10)),
+                    None
+                ),
+                Err(Errno::INVAL),
+                "chown to an id the idmapping cannot write"
+            );
+            Ok(())
+        })?;
+        for (n, ids) in [("open/by-50000", (0, 0)), ("open/given", (1002, 1003))] {
+            let st = stat(r.join(n)).ctx("stat on disk")?;
+            ensure_eq!((st.st_uid, st.st_gid), ids, format!("on-disk owner of {n}"));
+        }
+        // (The host's view through the idmapped mount is under the mark now,
+        // which cannot shift the host's ids: the disk says it.)
+        Ok(())
+    })
+}
+
+fn idmapped_composition_writes_acls_and_capabilities(env: &Env) -> Outcome {
+    use crate::fixture::{acl_entries, acl_value};
+    const USER: u16 = 0x02;
+    const ACCESS: &str = "system.posix_acl_access";
+    let t = target(env, "idmapped-acl")?;
+    with_idmapped_mark(env, "idmapped-acl", |r, b| {
+        // An ACL the host wrote, naming on-disk 2000 and 70000.
+        std::fs::write(r.join("open/acl"), b"x").ctx("write")?;
+        let host_acl = acl_value(&[
+            (0x01, 6, u32::MAX),
+            (USER, 4, 2000),
+            (USER, 4, 70_000),
+            (0x04, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ]);
+        setxattr(r.join("open/acl"), ACCESS, &host_acl, XattrFlags::empty()).ctx("host ACL")?;
+        std::fs::write(r.join("open/capped"), b"x").ctx("write")?;
+        let (bb, tt) = (b.to_path_buf(), t.clone());
+        container::run(move || {
+            mount(&bb, &tt, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+            fs_ids_keeping_caps(50_000)?;
+            let mut buf = [0u8; 256];
+            let n = getxattr(tt.join("open/acl"), ACCESS, &mut buf).ctx("get ACL")?;
+            let users: Vec<u32> = acl_entries(&buf[..n])
+                .into_iter()
+                .filter(|e| e.0 == USER)
+                .map(|e| e.2)
+                .collect();
+            ensure_eq!(users, vec![52_000, 65_534], "ACL users in the container");
+            let mine = acl_value(&[
+                (0x01, 6, u32::MAX),
+                (USER, 4, 51_005),
+                (0x04, 4, u32::MAX),
+                (0x10, 4, u32::MAX),
+                (0x20, 0, u32::MAX),
+            ]);
+            setxattr(tt.join("open/acl"), ACCESS, &mine, XattrFlags::empty()).ctx("set ACL")?;
+            // setcap(8) would run with root's filesystem ids, which this
+            // mount cannot write down: the same request, made here.
+            // Revision 2, effective, permitted CAP_NET_RAW (13).
+            let mut cap = vec![0x01, 0x00, 0x00, 0x02];
+            cap.extend_from_slice(&(1u32 << 13).to_le_bytes());
+            cap.extend_from_slice(&[0; 12]);
+            let capped = tt.join("open/capped");
+            setxattr(&capped, "security.capability", &cap, XattrFlags::empty())
+                .ctx("set a capability")?;
+            let n = getxattr(&capped, "security.capability", &mut buf).ctx("get it back")?;
+            ensure_eq!(&buf[..n], &cap[..], "the capability in the container");
+            Ok(())
+        })?;
+        let mut buf = [0u8; 256];
+        let n = getxattr(r.join("open/acl"), ACCESS, &mut buf).ctx("get ACL on disk")?;
+        let users: Vec<u32> = acl_entries(&buf[..n])
+            .into_iter()
+            .filter(|e| e.0 == USER)
+            .map(|e| e.2)
+            .collect();
+        ensure_eq!(users, vec![1005], "ACL user on disk");
+        // The capability's root id: the container's root (host 100000),
+        // as the idmapping writes it down: on-disk 50000.
+        let n = getxattr(r.join("open/capped"), "security.capability", &mut buf)
+            .ctx("get capability on disk")?;
+        ensure_eq!(n, 24, "a revision 3 capability");
+        let root = u32::from_le_bytes(buf[20..24].try_into().expect("4 bytes"));
+        ensure_eq!(root, 50_000, "root id on disk");
+        Ok(())
+    })
 }

@@ -6,7 +6,7 @@ use crate::{
     container, ensure, ensure_eq,
     fixture::{expect_logged_error, load, unload},
     harness::{Context, Outcome},
-    sys::{self, FsContext, FS_NAME},
+    sys::{FsContext, FS_NAME},
     tests, Env,
 };
 use rustix::{io::Errno, mount::MountFlags};
@@ -20,7 +20,6 @@ pub const TESTS: &[crate::harness::Test] = tests![
     mark_of_a_file_is_enotdir_with_message,
     mark_of_a_directory_creates_a_superblock,
     shifting_mount_of_unmarked_path_is_eperm_on_host,
-    mark_of_an_idmapped_mount_is_einval_with_message,
     container_cannot_mark,
     container_cannot_mark_via_mount2,
     container_shifting_mount_of_unmarked_path_is_eperm,
@@ -91,21 +90,6 @@ fn shifting_mount_of_unmarked_path_is_eperm_on_host(env: &Env) -> Outcome {
     let fc = request(&env.scratch, false)?;
     let res = fc.create();
     expect_logged_error(&fc, res, Errno::PERM, "not on a shiftfs mark")
-}
-
-fn mark_of_an_idmapped_mount_is_einval_with_message(env: &Env) -> Outcome {
-    let (src, dst) = (env.scratch.join("idmap-src"), env.scratch.join("idmap-dst"));
-    for d in [&src, &dst] {
-        std::fs::create_dir_all(d).ctx("mkdir")?;
-    }
-    let userns = sys::userns_fd(container::MAP)?;
-    sys::idmapped_bind(&src, &dst, &userns)?;
-    let fc = request(&dst, true)?;
-    let res = fc.create();
-    let out = expect_logged_error(&fc, res, Errno::INVAL, "idmapped");
-    drop(fc);
-    rustix::mount::unmount(&dst, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
-    out
 }
 
 fn container_cannot_mark(env: &Env) -> Outcome {
