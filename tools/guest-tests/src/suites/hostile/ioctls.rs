@@ -16,15 +16,16 @@ use rustix::{
 };
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// The requests the VFS answers through shiftfs. (FS_IOC32_GETFLAGS/SETFLAGS
-/// are translated only for 32-bit callers: ENOTTY here, as on any
-/// filesystem. FS_IOC_GETVERSION is forwarded, and tmpfs, the tree here,
-/// answers ENOTTY.)
-pub(super) const WHITELIST: [u64; 4] = [
+/// The requests that pass: four the VFS answers through shiftfs, and
+/// FS_IOC_GETVERSION, forwarded to the real file (ext4 here answers it).
+/// (FS_IOC32_GETFLAGS/SETFLAGS are translated only for 32-bit callers:
+/// ENOTTY here, as on any filesystem.)
+pub(super) const WHITELIST: [u64; 5] = [
     0x8008_6601, // FS_IOC_GETFLAGS
     0x4008_6602, // FS_IOC_SETFLAGS
     0x801c_581f, // FS_IOC_FSGETXATTR
     0x401c_5820, // FS_IOC_FSSETXATTR
+    0x8008_7601, // FS_IOC_GETVERSION
 ];
 
 /// Requests to try: every number of the 'f' (FS_IOC_*, EXT4_IOC_*), 'X'
