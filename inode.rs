@@ -117,8 +117,10 @@ impl InodeOperations for Shiftfs {
     /// `MAY_NOT_BLOCK`).
     fn permission_rcu(idmap: &MntIdmap, inode: Rcu<'_, Inode<Self>>, mask: Mask) -> Result {
         inode.generic_permission(idmap, mask)?;
+        // Evicted since the walk found it: the walk starts over, blocking.
+        let real = inode.real().ok_or(ECHILD)?;
         let _creds = cred::enter_made(inode.super_block()).ok_or(ECHILD)?;
-        inode.real().permission(mask)
+        real.permission(mask)
     }
 
     /// The real symlink's target.

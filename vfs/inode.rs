@@ -205,15 +205,25 @@ impl Rcu<'_, Inode<Real>> {
 }
 
 impl<'a, T: FileSystem> Rcu<'a, Inode<T>> {
-    /// The real inode: set before the stacked inode was published, and
-    /// freed after it (an RCU grace period after the last `iput`).
-    pub(crate) fn real(self) -> Rcu<'a, Inode<Real>> {
-        Rcu(self.0.real())
+    /// The real inode, unless the stacked inode has been evicted since the
+    /// walk reached it: [`evict`] drops the real inode and clears the
+    /// pointer, while the walk may still hold the stacked inode (found by
+    /// the stress-ng symlink stressor: a NULL real inode in
+    /// `permission_rcu`). A real inode read here before that stays readable
+    /// for the walk: it is freed an RCU grace period after its last `iput`.
+    pub(crate) fn real(self) -> Option<Rcu<'a, Inode<Real>>> {
+        // SAFETY: the stacked inode is readable for the walk; `i_private`
+        // is set before the inode is published and cleared once by
+        // `evict`, so it is read once, as READ_ONCE does.
+        let real = unsafe { core::ptr::read_volatile(&raw const (*self.0.as_raw()).i_private) };
+        // SAFETY: non-NULL, it is a real inode readable for the walk (see
+        // above).
+        (!real.is_null()).then(|| unsafe { Rcu::<Inode<Real>>::from_raw(real.cast()) })
     }
 
-    /// Whether this inode stands on `real`.
+    /// Whether this inode stands on `real` (not if it has been evicted).
     pub(crate) fn stands_on(self, real: Rcu<'_, Inode<Real>>) -> bool {
-        core::ptr::eq(self.0.real(), real.0)
+        self.real().is_some_and(|r| core::ptr::eq(r.0, real.0))
     }
 
     /// Whether the attributes [`Inode::set_attrs`] shows are those of
@@ -674,7 +684,8 @@ pub(super) unsafe extern "C" fn evict(inode: *mut bindings::inode) {
         bindings::truncate_inode_pages_final(&mut (*inode).i_data);
         bindings::clear_inode(inode);
         let real = (*inode).i_private.cast::<bindings::inode>();
-        (*inode).i_private = core::ptr::null_mut();
+        // An RCU walk may read it concurrently (`Rcu::real`): WRITE_ONCE.
+        core::ptr::write_volatile(&raw mut (*inode).i_private, core::ptr::null_mut());
         if !real.is_null() {
             bindings::iput(real);
         }
