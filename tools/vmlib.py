@@ -50,6 +50,27 @@ def splat_patterns():
     return [re.compile(l) for l in lines if l and not l.startswith("#")]
 
 
+FAULT_START = "FAULT_INJECTION: forcing a failure"
+
+
+def splat_lines(lines, pats):
+    """The lines of `lines` that match a pattern of `pats`, except the
+    "Call Trace:" of the stack dumps fault injection prints on purpose
+    (from its "forcing a failure" line to the end of the dump)."""
+    out = []
+    in_dump = False
+    for line in lines:
+        if FAULT_START in line:
+            in_dump = True
+        elif in_dump and "</TASK>" in line:
+            in_dump = False
+        if in_dump and "Call Trace:" in line:
+            continue
+        if any(p.search(line) for p in pats):
+            out.append(line)
+    return out
+
+
 def vng_command(bzimage, guest_cmd, memory, extra=(), cpus=2):
     """The vng command line that boots `bzimage` with the host's root shared
     read-only and runs `guest_cmd` in it; KVM only if it really works."""

@@ -6,8 +6,9 @@ use rustix::{
     fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     io::Errno as RustixErrno,
     mount::{
-        fsconfig_create, fsconfig_reconfigure, fsconfig_set_flag, fsconfig_set_string, fsopen,
-        fspick, FsOpenFlags, FsPickFlags,
+        fsconfig_create, fsconfig_reconfigure, fsconfig_set_flag, fsconfig_set_string, fsmount,
+        fsopen, fspick, move_mount, FsMountFlags, FsOpenFlags, FsPickFlags, MountAttrFlags,
+        MoveMountFlags,
     },
 };
 
@@ -50,6 +51,23 @@ impl FsContext {
     /// FSCONFIG_CMD_CREATE: makes the superblock.
     pub fn create(&self) -> Result<(), RustixErrno> {
         fsconfig_create(self.fd.as_fd())
+    }
+
+    /// fsmount(2) of the created superblock and move_mount(2) of it to
+    /// `target`: the new mount API's way to finish a mount.
+    pub fn mount_at(&self, target: &std::path::Path) -> Result<(), RustixErrno> {
+        let m = fsmount(
+            self.fd.as_fd(),
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::empty(),
+        )?;
+        move_mount(
+            m.as_fd(),
+            "",
+            rustix::fs::CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
     }
 
     /// fsconfig(2) with raw arguments, as a fuzzer passes them: any

@@ -24,7 +24,7 @@ pub use fs::{
     read_dir, symlinkat, umask, unlinkat, write_all, CWD,
 };
 pub use fscontext::FsContext;
-pub use kmsg::kernel_log_matching;
+pub use kmsg::{kernel_log_matching, KernelLogTail};
 pub use module::{fs_registered, load_module, unload_module};
 pub use mount::{idmapped_bind, make_mounts_private, mount, umount};
 pub use process::{become_id, become_root, fork, socketpair, unshare, waitpid};

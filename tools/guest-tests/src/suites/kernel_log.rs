@@ -25,5 +25,31 @@ fn kernel_log_splats(patterns_file: &Path) -> Result<Vec<String>, String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| regex::Regex::new(l).map_err(|e| format!("pattern {l:?}: {e}")))
         .collect::<Result<_, _>>()?;
-    sys::kernel_log_matching(|msg| pats.iter().any(|p| p.is_match(msg)))
+    let all = sys::kernel_log_matching(|_| true)?;
+    Ok(splats(&all, &pats))
 }
+
+/// The messages of `log` that match one of `pats`, except the "Call
+/// Trace:" of each stack dump fault injection prints on purpose (from its
+/// "forcing a failure" line to the end of the dump).
+pub fn splats(log: &[String], pats: &[regex::Regex]) -> Vec<String> {
+    let mut in_dump = false;
+    let mut out = Vec::new();
+    for msg in log {
+        if msg.contains(FAULT_START) {
+            in_dump = true;
+        } else if in_dump && msg.contains("</TASK>") {
+            in_dump = false;
+        }
+        if in_dump && msg.contains("Call Trace:") {
+            continue;
+        }
+        if pats.iter().any(|p| p.is_match(msg)) {
+            out.push(msg.clone());
+        }
+    }
+    out
+}
+
+/// The line fault injection prints before each failure it forces.
+pub const FAULT_START: &str = "FAULT_INJECTION: forcing a failure";
