@@ -2,6 +2,7 @@
 
 use crate::harness::Test;
 
+pub mod alloc_faults;
 pub mod btrfs;
 pub mod coherence;
 pub mod conformance;
@@ -21,10 +22,12 @@ pub mod marks;
 pub mod mount_checks;
 pub mod namei;
 pub mod notify;
+pub mod nsfuzz;
 pub mod runtimes;
 pub mod shift;
 pub mod stacking;
 pub mod stress;
+pub mod stressng;
 pub mod workload;
 pub mod xattr;
 
@@ -50,8 +53,11 @@ pub const SUITES: &[(&str, &[Test])] = &[
     ("conformance", conformance::TESTS),
     ("fsx", fsx::TESTS),
     ("stress", stress::TESTS),
+    ("nsfuzz", nsfuzz::TESTS),
+    ("stressng", stressng::TESTS),
     ("lifecycle", lifecycle::TESTS),
     ("faults", faults::TESTS),
+    ("alloc_faults", alloc_faults::TESTS),
     ("hostile", hostile::TESTS),
     ("install", install::TESTS),
     // Last, so that it sees what every suite before it did.
