@@ -274,8 +274,9 @@ unsafe fn revalidate_real(d: *mut bindings::dentry, flags: LookupFlags) -> Resul
     } else {
         // SAFETY: `d` is live; `dget_parent` returns its parent with a
         // reference, which keeps the parent's inode.
-        let parent: ARef<Dentry<Real>> =
-            unsafe { ARef::from_raw(NonNull::new_unchecked(bindings::dget_parent(d)).cast()) };
+        let parent = unsafe { NonNull::new_unchecked(bindings::dget_parent(d)) };
+        // SAFETY: that reference, handed over.
+        let parent: ARef<Dentry<Real>> = unsafe { ARef::from_raw(parent.cast()) };
         let name = NameSnapshot::take(d);
         // SAFETY: as above.
         unsafe { reval((*parent.as_raw()).d_inode, name.qstr(), d, flags.0) }
@@ -500,10 +501,8 @@ fn valid(r: Result<bool>) -> c_int {
 unsafe fn revalidate<T: FileSystem>(d: *mut bindings::dentry, flags: LookupFlags) -> c_int {
     if flags.rcu() {
         // SAFETY: per the contract, an RCU walk with this dentry.
-        return valid(T::revalidate_rcu(
-            unsafe { Rcu::<Dentry<T>>::from_raw(d) },
-            flags,
-        ));
+        let dentry = unsafe { Rcu::<Dentry<T>>::from_raw(d) };
+        return valid(T::revalidate_rcu(dentry, flags));
     }
     // SAFETY: per the contract the VFS holds a looked-up dentry of `T`.
     valid(T::revalidate(unsafe { Dentry::from_raw(d) }, flags))
@@ -543,10 +542,8 @@ unsafe extern "C" fn d_weak_revalidate<T: FileSystem>(
     flags: c_uint,
 ) -> c_int {
     // SAFETY: per the contract.
-    valid(T::weak_revalidate(
-        unsafe { Dentry::from_raw(d) },
-        LookupFlags(flags),
-    ))
+    let dentry = unsafe { Dentry::from_raw(d) };
+    valid(T::weak_revalidate(dentry, LookupFlags(flags)))
 }
 
 /// `d_release`: drops the reference to the real dentry.

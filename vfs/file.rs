@@ -1001,8 +1001,8 @@ unsafe fn open_with<T>(
     from_result(|| {
         // SAFETY: per the contract; the file is not a `File<T>` by the
         // type's invariants yet, so it is only handed out as opening.
-        let (inode, opening) =
-            unsafe { (Inode::from_raw(inode), OpeningFile(File::from_raw(file))) };
+        let (inode, file_) = unsafe { (Inode::from_raw(inode), File::from_raw(file)) };
+        let opening = OpeningFile(file_);
         let real = open(inode, &opening)?;
         // SAFETY: the file is being opened; `release` drops the reference.
         unsafe { (*file).private_data = ARef::into_raw(real).as_ptr().cast() };
@@ -1116,11 +1116,8 @@ unsafe extern "C" fn llseek_file<T: FileSystem>(
     whence: c_int,
 ) -> i64 {
     // SAFETY: per the contract.
-    to_loff(<T as FileOperations>::llseek(
-        unsafe { File::from_raw(file) },
-        offset,
-        whence,
-    ))
+    let file = unsafe { File::from_raw(file) };
+    to_loff(<T as FileOperations>::llseek(file, offset, whence))
 }
 
 /// # Safety
@@ -1132,11 +1129,8 @@ unsafe extern "C" fn llseek_dir<T: FileSystem>(
     whence: c_int,
 ) -> i64 {
     // SAFETY: per the contract.
-    to_loff(<T as DirOperations>::llseek(
-        unsafe { File::from_raw(file) },
-        offset,
-        whence,
-    ))
+    let file = unsafe { File::from_raw(file) };
+    to_loff(<T as DirOperations>::llseek(file, offset, whence))
 }
 
 /// # Safety

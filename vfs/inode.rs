@@ -269,62 +269,54 @@ impl MntIdmap {
     /// idmapping has no mapping for it.
     pub(crate) fn vfsuid(&self, fs_ns: &UserNamespace, kuid: Kuid) -> Kuid {
         // SAFETY: both are live; the call only reads their maps.
-        Kuid(
-            unsafe {
-                bindings::make_vfsuid(
-                    self.as_raw(),
-                    fs_ns.as_raw(),
-                    bindings::kuid_t { val: kuid.0 },
-                )
-            }
-            .val,
-        )
+        let id = unsafe {
+            bindings::make_vfsuid(
+                self.as_raw(),
+                fs_ns.as_raw(),
+                bindings::kuid_t { val: kuid.0 },
+            )
+        };
+        Kuid(id.val)
     }
 
     /// The kernel gid this mount shows for `kgid` (`make_vfsgid()`).
     pub(crate) fn vfsgid(&self, fs_ns: &UserNamespace, kgid: Kgid) -> Kgid {
         // SAFETY: as for `vfsuid`.
-        Kgid(
-            unsafe {
-                bindings::make_vfsgid(
-                    self.as_raw(),
-                    fs_ns.as_raw(),
-                    bindings::kgid_t { val: kgid.0 },
-                )
-            }
-            .val,
-        )
+        let id = unsafe {
+            bindings::make_vfsgid(
+                self.as_raw(),
+                fs_ns.as_raw(),
+                bindings::kgid_t { val: kgid.0 },
+            )
+        };
+        Kgid(id.val)
     }
 
     /// The owner to write on the filesystem for `vfsuid`, a kernel uid as
     /// this mount shows it (`from_vfsuid()`); invalid where there is none.
     pub(crate) fn kuid_of(&self, fs_ns: &UserNamespace, vfsuid: Kuid) -> Kuid {
         // SAFETY: as for `vfsuid`.
-        Kuid(
-            unsafe {
-                bindings::from_vfsuid(
-                    self.as_raw(),
-                    fs_ns.as_raw(),
-                    bindings::vfsuid_t { val: vfsuid.0 },
-                )
-            }
-            .val,
-        )
+        let id = unsafe {
+            bindings::from_vfsuid(
+                self.as_raw(),
+                fs_ns.as_raw(),
+                bindings::vfsuid_t { val: vfsuid.0 },
+            )
+        };
+        Kuid(id.val)
     }
 
     /// The group to write for `vfsgid` (`from_vfsgid()`).
     pub(crate) fn kgid_of(&self, fs_ns: &UserNamespace, vfsgid: Kgid) -> Kgid {
         // SAFETY: as for `vfsuid`.
-        Kgid(
-            unsafe {
-                bindings::from_vfsgid(
-                    self.as_raw(),
-                    fs_ns.as_raw(),
-                    bindings::vfsgid_t { val: vfsgid.0 },
-                )
-            }
-            .val,
-        )
+        let id = unsafe {
+            bindings::from_vfsgid(
+                self.as_raw(),
+                fs_ns.as_raw(),
+                bindings::vfsgid_t { val: vfsgid.0 },
+            )
+        };
+        Kgid(id.val)
     }
 }
 
@@ -553,11 +545,11 @@ unsafe extern "C" fn stacked_set(inode: *mut bindings::inode, data: *mut c_void)
 ///
 /// `inode` must be live.
 unsafe fn is_new(inode: *mut bindings::inode) -> bool {
-    // SAFETY: per the contract; the state is read once, without a lock.
     #[cfg(shiftfs_kernel_7)]
+    // SAFETY: per the contract; the state is read once, without a lock.
     let state = unsafe { bindings::shiftfs_inode_state_read_once(inode) };
-    // SAFETY: as above.
     #[cfg(not(shiftfs_kernel_7))]
+    // SAFETY: as above.
     let state = unsafe { (*inode).i_state };
     state & bindings::SHIFTFS_I_NEW != 0
 }

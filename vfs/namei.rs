@@ -501,9 +501,10 @@ impl Dentry<Real> {
     pub(crate) fn lookup_unlocked(&self, name: &[u8]) -> Result<ARef<Dentry<Real>>> {
         let len = c_int::try_from(name.len()).map_err(|_| EINVAL)?;
         #[cfg(not(shiftfs_kernel_7))]
+        let (name, dir) = (name.as_ptr().cast(), self.as_raw());
+        #[cfg(not(shiftfs_kernel_7))]
         // SAFETY: `self` is live; `name` holds `len` bytes.
-        let d =
-            unsafe { bindings::lookup_one_len_unlocked(name.as_ptr().cast(), self.as_raw(), len) };
+        let d = unsafe { bindings::lookup_one_len_unlocked(name, dir, len) };
         #[cfg(shiftfs_kernel_7)]
         // SAFETY: as above; since 6.16 the name is a `qstr` of our own,
         // whose hash the lookup sets (`QSTR_LEN()`).
@@ -566,8 +567,8 @@ impl DirLock<'_> {
 
     /// `vfs_create()` of a regular file at negative `child`.
     pub(crate) fn create(self, child: &Dentry<Real>, mode: Mode, excl: bool) -> Result {
-        // SAFETY: the directory is locked and `child` a dentry in it.
         #[cfg(not(shiftfs_kernel_7))]
+        // SAFETY: the directory is locked and `child` a dentry in it.
         let ret = unsafe {
             bindings::vfs_create(
                 nop_idmap(),
@@ -577,9 +578,9 @@ impl DirLock<'_> {
                 excl,
             )
         };
+        #[cfg(shiftfs_kernel_7)]
         // SAFETY: as above; since 6.19 the directory is the child's parent,
         // and the file is created as with O_EXCL.
-        #[cfg(shiftfs_kernel_7)]
         let ret = unsafe {
             let _ = excl;
             bindings::vfs_create(nop_idmap(), child.as_raw(), mode.0, NO_DELEGATION)
@@ -633,11 +634,11 @@ impl DirLock<'_> {
     /// `vfs_mknod()` at negative `child`.
     pub(crate) fn mknod(self, child: &Dentry<Real>, mode: Mode, dev: u32) -> Result {
         let (dir, d) = (self.inode.as_raw(), child.as_raw());
-        // SAFETY: as for `create`.
         #[cfg(not(shiftfs_kernel_7))]
-        let ret = unsafe { bindings::vfs_mknod(nop_idmap(), dir, d, mode.0, dev) };
         // SAFETY: as for `create`.
+        let ret = unsafe { bindings::vfs_mknod(nop_idmap(), dir, d, mode.0, dev) };
         #[cfg(shiftfs_kernel_7)]
+        // SAFETY: as for `create`.
         let ret = unsafe { bindings::vfs_mknod(nop_idmap(), dir, d, mode.0, dev, NO_DELEGATION) };
         to_result(ret)
     }
@@ -645,11 +646,11 @@ impl DirLock<'_> {
     /// `vfs_symlink()` to `target` at negative `child`.
     pub(crate) fn symlink(self, child: &Dentry<Real>, target: &CStr) -> Result {
         let (dir, d, target) = (self.inode.as_raw(), child.as_raw(), super::c_ptr(target));
-        // SAFETY: as for `create`; `target` is NUL-terminated.
         #[cfg(not(shiftfs_kernel_7))]
-        let ret = unsafe { bindings::vfs_symlink(nop_idmap(), dir, d, target) };
         // SAFETY: as for `create`; `target` is NUL-terminated.
+        let ret = unsafe { bindings::vfs_symlink(nop_idmap(), dir, d, target) };
         #[cfg(shiftfs_kernel_7)]
+        // SAFETY: as for `create`; `target` is NUL-terminated.
         let ret = unsafe { bindings::vfs_symlink(nop_idmap(), dir, d, target, NO_DELEGATION) };
         to_result(ret)
     }
@@ -684,11 +685,11 @@ impl DirLock<'_> {
     /// `vfs_rmdir()` of positive `child`.
     pub(crate) fn rmdir(self, child: &Dentry<Real>) -> Result {
         let (dir, d) = (self.inode.as_raw(), child.as_raw());
-        // SAFETY: as for `create`.
         #[cfg(not(shiftfs_kernel_7))]
-        let ret = unsafe { bindings::vfs_rmdir(nop_idmap(), dir, d) };
         // SAFETY: as for `create`.
+        let ret = unsafe { bindings::vfs_rmdir(nop_idmap(), dir, d) };
         #[cfg(shiftfs_kernel_7)]
+        // SAFETY: as for `create`.
         let ret = unsafe { bindings::vfs_rmdir(nop_idmap(), dir, d, NO_DELEGATION) };
         to_result(ret)
     }
@@ -718,9 +719,9 @@ impl<'a> RenameLock<'a> {
         new: &'a Dentry<Real>,
         flags: RenameFlags,
     ) -> Result<Self> {
+        let (od, nd) = (old_dir.as_raw(), new_dir.as_raw());
         // SAFETY: both are live directories; `Drop` unlocks them.
-        let trap =
-            from_err_ptr(unsafe { bindings::lock_rename(old_dir.as_raw(), new_dir.as_raw()) })?;
+        let trap = from_err_ptr(unsafe { bindings::lock_rename(od, nd) })?;
         let locked = Self {
             old_dir,
             old,
@@ -758,10 +759,10 @@ impl<'a> RenameLock<'a> {
             delegated_inode: NO_DELEGATION,
             flags: flags.0,
         };
+        let (o, n) = (old.as_raw(), new.as_raw());
         // SAFETY: all four dentries are live; on success `Drop` ends what
         // this starts (`end_renaming()`).
-        let ret =
-            unsafe { bindings::start_renaming_two_dentries(&mut rd, old.as_raw(), new.as_raw()) };
+        let ret = unsafe { bindings::start_renaming_two_dentries(&mut rd, o, n) };
         if ret == EINVAL.to_errno() && (moved(old_dir, old) || moved(new_dir, new)) {
             return Err(super::errno::estale());
         }
@@ -830,13 +831,13 @@ fn moved(dir: &Dentry<Real>, child: &Dentry<Real>) -> bool {
 
 impl Drop for RenameLock<'_> {
     fn drop(&mut self) {
-        // SAFETY: `lock` locked these two.
         #[cfg(not(shiftfs_kernel_7))]
+        // SAFETY: `lock` locked these two.
         unsafe {
             bindings::unlock_rename(self.old_dir.as_raw(), self.new_dir.as_raw())
         };
-        // SAFETY: `lock` started the rename; this ends it.
         #[cfg(shiftfs_kernel_7)]
+        // SAFETY: `lock` started the rename; this ends it.
         unsafe {
             bindings::end_renaming(&mut self.rd)
         };

@@ -79,10 +79,12 @@ impl SuperBlock<Real> {
     pub(crate) fn downcast<T: FileSystem>(&self) -> Option<&SuperBlock<T>> {
         // SAFETY: `s_type` never changes.
         let ty = unsafe { (*self.as_raw()).s_type };
+        if !core::ptr::eq(ty, T::fs_type().as_raw()) {
+            return None;
+        }
         // SAFETY: a live superblock of `T`'s registered type is a superblock
         // of `T`, filled in (a caller reached it through a mount).
-        core::ptr::eq(ty, T::fs_type().as_raw())
-            .then(|| unsafe { SuperBlock::from_raw(self.as_raw()) })
+        Some(unsafe { SuperBlock::from_raw(self.as_raw()) })
     }
 
     /// Writes everything back and waits (`sync_filesystem()`, under
@@ -349,14 +351,14 @@ unsafe fn set_dentry_operations(
     sb: *mut bindings::super_block,
     ops: &'static bindings::dentry_operations,
 ) {
-    // SAFETY: per the contract.
     #[cfg(not(shiftfs_kernel_7))]
+    // SAFETY: per the contract.
     unsafe {
         (*sb).s_d_op = ops
     };
+    #[cfg(shiftfs_kernel_7)]
     // SAFETY: per the contract; since 6.17 the dentry flags that say which
     // operations there are are set with the operations.
-    #[cfg(shiftfs_kernel_7)]
     unsafe {
         bindings::set_default_d_op(sb, ops)
     };
