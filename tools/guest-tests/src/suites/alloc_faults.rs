@@ -925,6 +925,25 @@ fn ext4_operations_with_failures_in_shiftfs_paths(env: &Env) -> Outcome {
     Ok(())
 }
 
+/// `rounds` random operations under `dir`, seeded: the errnos they got.
+fn random_ops(seed: u64, dir: &Path, rounds: u64) -> Result<String, String> {
+    let mut rng = Rng::new(seed);
+    let mut tally = Tally::default();
+    // Allocations may fail here already: try until one goes through (the
+    // injector stops after `times` failures).
+    let inotify = (0..1000)
+        .find_map(|_| {
+            tally.add(rustix::fs::inotify::init(
+                rustix::fs::inotify::CreateFlags::NONBLOCK,
+            ))
+        })
+        .ok_or("inotify_init failed 1000 times")?;
+    for _ in 0..rounds {
+        random_op(&mut rng, dir, &mut tally, &inotify);
+    }
+    Ok(tally.line())
+}
+
 /// Random operations of every kind from a container on a shifting mount of
 /// `lower`, under each of the injections in turn; what was injected.
 fn run_operations(lower: &Lower, label: &str) -> Result<Injected, String> {
@@ -942,23 +961,7 @@ fn run_operations(lower: &Lower, label: &str) -> Result<Injected, String> {
             i,
             &mut injected,
             move || mount(&m, &t, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount"),
-            move || {
-                let mut rng = Rng::new(seed ^ n as u64);
-                let mut tally = Tally::default();
-                // Allocations may fail here already: try until one goes
-                // through (the injector stops after `times` failures).
-                let inotify = (0..1000)
-                    .find_map(|_| {
-                        tally.add(rustix::fs::inotify::init(
-                            rustix::fs::inotify::CreateFlags::NONBLOCK,
-                        ))
-                    })
-                    .ok_or("inotify_init failed 1000 times")?;
-                for _ in 0..rounds {
-                    random_op(&mut rng, &t2, &mut tally, &inotify);
-                }
-                Ok(tally.line())
-            },
+            move || random_ops(seed ^ n as u64, &t2, rounds),
         )?;
         rel::info(&format!(
             "alloc_faults: {label}: {rounds} operations under {i:?} (seed {seed:#x}): {} injected; {out}",
@@ -1093,19 +1096,7 @@ fn ext4_alone_under_task_wide_failures(env: &Env) -> Outcome {
                 rel::spawn(move || {
                     prepare_for_faults()?;
                     make_it_fail(std::process::id(), true)?;
-                    let mut rng = Rng::new(seed ^ n as u64);
-                    let mut tally = Tally::default();
-                    let inotify = (0..1000)
-                        .find_map(|_| {
-                            tally.add(rustix::fs::inotify::init(
-                                rustix::fs::inotify::CreateFlags::NONBLOCK,
-                            ))
-                        })
-                        .ok_or("inotify_init failed 1000 times")?;
-                    for _ in 0..rel::pick(300, 3000) {
-                        random_op(&mut rng, &dd, &mut tally, &inotify);
-                    }
-                    Ok(tally.line())
+                    random_ops(seed ^ n as u64, &dd, rel::pick(300, 3000))
                 })?
                 .wait()
             });
