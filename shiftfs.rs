@@ -10,30 +10,22 @@
 //!
 //! The files beside this one are shiftfs's behaviour, in safe Rust; `vfs/`
 //! is the typed layer over the kernel's C API they are written against.
+//! Outside `vfs/` the crate is safe Rust: Kbuild's lint flags make anything
+//! else a compile error.
 
 use kernel::prelude::*;
 
-#[deny(unsafe_code)]
 mod cred;
-#[deny(unsafe_code)]
 mod dentry;
-#[deny(unsafe_code)]
 mod file;
-#[deny(unsafe_code)]
 mod inode;
-#[deny(unsafe_code)]
 mod mark;
-#[deny(unsafe_code)]
 mod namei;
-#[deny(unsafe_code)]
 mod readdir;
-#[deny(unsafe_code)]
 mod shift;
-#[deny(unsafe_code)]
 #[path = "super.rs"]
 mod superblock;
 mod vfs;
-#[deny(unsafe_code)]
 mod xattr;
 
 module! {

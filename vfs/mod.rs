@@ -22,6 +22,10 @@
 //!
 //! Nothing here decides what shiftfs does; that is the top-level files'.
 
+// Kbuild denies unsafe code in the whole crate; this layer is where it is
+// allowed, each block with its SAFETY comment.
+#![allow(unsafe_code)]
+
 // Defined before the modules that use it (`macro_rules!` scope is textual).
 /// What every typed handle of a reference-counted C object has:
 /// `ARef` counting with `$get`/`$put`, `Send`/`Sync`, and the raw pointer
