@@ -1,6 +1,7 @@
 //! Allocation failures injected into every kind of shiftfs operation, for
 //! the test task only (failslab and fail_page_alloc with `task-filter` and
-//! /proc/PID/make-it-fail), at several probabilities: marks and shifting
+//! /proc/PID/make-it-fail; fail_function on page-cache insertion, for I/O
+//! through shiftfs to ext4), at several probabilities: marks and shifting
 //! mounts through both mount APIs, then lookups, namespace operations,
 //! attributes, xattrs and ACLs, file I/O and inotify from a container.
 //! Every call must come back with a result or an errno (no crash, no
@@ -37,6 +38,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     operations_under_failing_allocations,
     fresh_mount_shows_the_real_tree,
     ext4_operations_with_failures_in_shiftfs_paths,
+    ext4_operations_with_page_cache_insertions_failing,
     fresh_mount_shows_the_real_ext4_tree,
     the_ext4_below_is_clean,
     ext4_alone_under_task_wide_failures,
@@ -129,7 +131,7 @@ fn host_cleans_up(env: &Env) -> Outcome {
 /// Which fault injector, and how eagerly.
 #[derive(Clone, Copy, Debug)]
 struct Injection {
-    /// `failslab` or `fail_page_alloc`.
+    /// `failslab`, `fail_page_alloc` or `fail_function`.
     kind: &'static str,
     /// Percent of the eligible allocations that fail.
     probability: u32,
@@ -165,8 +167,27 @@ const INJECTIONS: [Injection; 5] = [
     },
 ];
 
+/// The function fail_function makes fail: adding a folio to a file's page
+/// cache (an ENOMEM in the kernel's own error-injection list), which every
+/// read, write and fault of an uncached ext4 page goes through.
+const PAGE_CACHE_INSERT: &str = "__filemap_add_folio";
+
+/// fail_function on [`PAGE_CACHE_INSERT`], returning ENOMEM.
+const PAGE_CACHE_INJECTIONS: [Injection; 2] = [
+    Injection {
+        kind: "fail_function",
+        probability: 50,
+        times: 40,
+    },
+    Injection {
+        kind: "fail_function",
+        probability: 100,
+        times: 20,
+    },
+];
+
 /// The injectors, each with its own debugfs directory of knobs.
-const INJECTORS: [&str; 2] = ["failslab", "fail_page_alloc"];
+const INJECTORS: [&str; 3] = ["failslab", "fail_page_alloc", "fail_function"];
 
 fn knob(kind: &str, name: &str, value: &str) -> Outcome {
     let p = format!("/sys/kernel/debug/{kind}/{name}");
@@ -177,7 +198,21 @@ fn knob(kind: &str, name: &str, value: &str) -> Outcome {
 /// of sleeping allocations too, each with its stack in the kernel log.
 fn arm(i: Injection) -> Outcome {
     knob(i.kind, "task-filter", "Y")?;
-    knob(i.kind, "ignore-gfp-wait", "N")?;
+    if i.kind == "fail_function" {
+        // Registering the function puts a kprobe on it, which fires
+        // through ftrace (KPROBES_ON_FTRACE): in task context, where the
+        // task filter sees the failing task.
+        knob(i.kind, "inject", PAGE_CACHE_INSERT)?;
+        // The knob takes the return value as an unsigned number.
+        let retval = -i64::from(Errno::NOMEM.raw_os_error()) as u64;
+        knob(
+            i.kind,
+            &format!("{PAGE_CACHE_INSERT}/retval"),
+            &format!("{retval:#x}"),
+        )?;
+    } else {
+        knob(i.kind, "ignore-gfp-wait", "N")?;
+    }
     if i.kind == "fail_page_alloc" {
         knob(i.kind, "ignore-gfp-highmem", "N")?;
         knob(i.kind, "min-order", "0")?;
@@ -191,7 +226,12 @@ fn arm(i: Injection) -> Outcome {
 
 fn disarm(i: Injection) -> Outcome {
     knob(i.kind, "probability", "0")?;
-    knob(i.kind, "times", "0")
+    knob(i.kind, "times", "0")?;
+    if i.kind == "fail_function" {
+        // Spaces alone remove every injection point (and its kprobe).
+        knob(i.kind, "inject", " ")?;
+    }
+    Ok(())
 }
 
 /// Where on the stack a failure may be injected: only with an address in
@@ -925,6 +965,70 @@ fn ext4_operations_with_failures_in_shiftfs_paths(env: &Env) -> Outcome {
     Ok(())
 }
 
+/// The span of one function of the kernel's: its address up to the next
+/// function's, from /proc/kallsyms.
+fn function_text(name: &str) -> Result<(u64, u64), String> {
+    let syms = std::fs::read_to_string("/proc/kallsyms").ctx("read kallsyms")?;
+    let mut text: Vec<(u64, &str)> = syms
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && matches!(f[1], "t" | "T"))
+                .then(|| Some((u64::from_str_radix(f[0], 16).ok()?, f[2])))
+                .flatten()
+        })
+        .collect();
+    text.sort_unstable();
+    let i = text
+        .iter()
+        .position(|&(_, n)| n == name)
+        .ok_or_else(|| format!("no {name} in kallsyms"))?;
+    let end = text[i + 1..]
+        .iter()
+        .find(|&&(a, _)| a > text[i].0)
+        .map_or(text[i].0 + 4096, |&(a, _)| a);
+    Ok((text[i].0, end))
+}
+
+/// fail_function makes page-cache insertion fail (ENOMEM) where shiftfs
+/// is on the stack: I/O through a shifting mount to the ext4 below, whose
+/// data pages go through the page cache (tmpfs's do not: shmem inserts its
+/// own way). Buffer heads are left alone (the stack filter rejects
+/// `bdev_getblk`): ext4 takes a metadata block it cannot get as a
+/// filesystem error, which is the allocation-failure control's finding, not
+/// shiftfs's. Every call gets a result or an errno, ext4 reports no error,
+/// and the tests after this one compare the tree and fsck the filesystem.
+fn ext4_operations_with_page_cache_insertions_failing(env: &Env) -> Outcome {
+    if !Path::new("/sys/kernel/debug/fail_function").exists() {
+        return Err("the kernel has no CONFIG_FAIL_FUNCTION".into());
+    }
+    let shiftfs = module_text("[shiftfs]")?;
+    let getblk = function_text("bdev_getblk")?;
+    set_filter(StackFilter {
+        require: shiftfs,
+        reject: getblk,
+    })?;
+    let res = run_injections(&ext4_lower(env), "ext4 page cache", &PAGE_CACHE_INJECTIONS);
+    set_filter(StackFilter::NONE)?;
+    let injected = res?;
+    ensure!(
+        injected.total > 0,
+        "no page-cache insertion was made to fail"
+    );
+    ensure!(
+        injected.in_shiftfs == injected.total,
+        "{} of {} failures without shiftfs on the stack",
+        injected.total - injected.in_shiftfs,
+        injected.total
+    );
+    ensure!(
+        injected.fs_errors.is_empty(),
+        "ext4 reported errors: {:?}",
+        injected.fs_errors
+    );
+    Ok(())
+}
+
 /// `rounds` random operations under `dir`, seeded: the errnos they got.
 fn random_ops(seed: u64, dir: &Path, rounds: u64) -> Result<String, String> {
     let mut rng = Rng::new(seed);
@@ -945,12 +1049,23 @@ fn random_ops(seed: u64, dir: &Path, rounds: u64) -> Result<String, String> {
 }
 
 /// Random operations of every kind from a container on a shifting mount of
-/// `lower`, under each of the injections in turn; what was injected.
+/// `lower`, under each of the allocation-failure injections in turn; what
+/// was injected.
 fn run_operations(lower: &Lower, label: &str) -> Result<Injected, String> {
+    run_injections(lower, label, &INJECTIONS)
+}
+
+/// Random operations of every kind from a container on a shifting mount of
+/// `lower`, under each of `injections` in turn; what was injected.
+fn run_injections(
+    lower: &Lower,
+    label: &str,
+    injections: &[Injection],
+) -> Result<Injected, String> {
     let mut injected = Injected::default();
     let seed = rel::seed();
     let rounds = rel::pick(300, 3000);
-    for (n, i) in INJECTIONS.into_iter().enumerate() {
+    for (n, &i) in injections.iter().enumerate() {
         let (m, t, t2) = (
             lower.mark.clone(),
             lower.target.clone(),
