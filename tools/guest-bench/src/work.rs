@@ -38,11 +38,13 @@ pub enum W {
     CreateUnlink,
     SeqWrite,
     UntarRm,
+    Fio,
+    Dbench,
 }
 
 /// The order of a round: the one workload that drops caches first, then
-/// reads of a warm cache, then writes.
-pub const ALL: [W; 10] = [
+/// reads of a warm cache, then writes, then the third-party programs.
+pub const ALL: [W; 12] = [
     W::StatCold,
     W::StatWarm,
     W::OpenRead,
@@ -53,7 +55,29 @@ pub const ALL: [W; 10] = [
     W::CreateUnlink,
     W::SeqWrite,
     W::UntarRm,
+    W::Fio,
+    W::Dbench,
 ];
+
+/// fio's jobs (`--rw`, `--bs`), each on its own file of `fio_mib`
+/// (a 1/div part of that for the FUSE kinds).
+const FIO_JOBS: [(&str, &str, &str); 4] = [
+    ("fio randread 4k", "randread", "4k"),
+    ("fio randwrite 4k", "randwrite", "4k"),
+    ("fio read 1M", "read", "1m"),
+    ("fio write 1M", "write", "1m"),
+];
+
+/// The size of fio's file: an eighth of the big file's (32 MiB in a full
+/// run). Its time comes from fio's bandwidth, so the size only sets how
+/// long a sample takes: random 4 KiB writes to ext4 on a loop device are
+/// about 2 MiB/s under TCG.
+fn fio_mib(s: &Sizes) -> usize {
+    (s.big_mib / 8).max(4)
+}
+
+/// How long each dbench run lasts.
+const DBENCH_SECS: u32 = 5;
 
 impl W {
     pub fn name(self) -> &'static str {
@@ -68,6 +92,8 @@ impl W {
             W::CreateUnlink => "create",
             W::SeqWrite => "seq-write",
             W::UntarRm => "untar",
+            W::Fio => "fio",
+            W::Dbench => "dbench",
         }
     }
 
@@ -76,9 +102,9 @@ impl W {
     }
 
     /// Whether `Ctx::div` applies: the workloads that are a number of like
-    /// operations (not the tree-shaped ones).
+    /// operations (not the tree-shaped ones, nor dbench's timed run).
     pub fn scales(self) -> bool {
-        !matches!(self, W::Readdir | W::Walk | W::UntarRm)
+        !matches!(self, W::Readdir | W::Walk | W::UntarRm | W::Dbench)
     }
 
     /// Whether it wants the kind's caches warm (primed) before it runs.
@@ -124,6 +150,22 @@ impl W {
                 r("untar", format!("{tar_entries} entries from memory")),
                 r("rm -r", format!("{tar_entries} entries")),
             ],
+            W::Fio => FIO_JOBS
+                .iter()
+                .map(|&(row, rw, bs)| {
+                    r(
+                        row,
+                        format!(
+                            "fio --rw={rw} --bs={bs} --size={}m, psync; time = size / bandwidth",
+                            fio_mib(s)
+                        ),
+                    )
+                })
+                .collect(),
+            W::Dbench => vec![r(
+                "dbench, 1 client",
+                format!("{DBENCH_SECS} s; time = 1 / throughput (s per MB)"),
+            )],
         }
     }
 }
@@ -240,7 +282,110 @@ impl Ctx {
             W::CreateUnlink => self.create_unlink(root, work),
             W::SeqWrite => vec![self.seq_write(root, work)],
             W::UntarRm => self.untar_rm(root, work),
+            W::Fio => self.fio(root, work),
+            W::Dbench => vec![self.dbench(root, work)],
         }
+    }
+
+    /// Runs `program` with `args` in a fresh subdirectory of `work` (its
+    /// path through /proc/self/fd, which the child resolves with the same
+    /// descriptors); its standard output. The subdirectory is removed.
+    fn run_in(
+        &mut self,
+        root: &OwnedFd,
+        work: &CStr,
+        program: &'static str,
+        args: &[String],
+    ) -> Result<String, Fail> {
+        let (wd, d) = self.scratch_dir(root, work, c"prog")?;
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output();
+        self.cleanup(&wd, d, c"prog");
+        let fail = |errno| Fail { errno, op: program };
+        let out = out.map_err(|e| fail(Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        if !out.status.success() {
+            return Err(fail(Errno(libc::EIO)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// fio's jobs in turn: each one's time is the job's size over the
+    /// bandwidth it measured (fio's own clock, without its start-up and
+    /// file layout; a FUSE kind moves 1/div of the bytes, at its own
+    /// bandwidth).
+    fn fio(&mut self, root: &OwnedFd, work: &CStr) -> Vec<Sample> {
+        let mib = fio_mib(&self.sizes);
+        let run_mib = part(mib, self.div);
+        FIO_JOBS
+            .iter()
+            .map(|&(_, rw, bs)| {
+                let args: Vec<String> = [
+                    "--name=bench",
+                    "--directory=.",
+                    "--ioengine=psync",
+                    // Reads from the page cache, as the built-in random
+                    // read: the stacking layer's cost, not the disk's.
+                    "--invalidate=0",
+                    "--output-format=terse",
+                    "--terse-version=3",
+                ]
+                .iter()
+                .map(|a| a.to_string())
+                .chain([
+                    format!("--rw={rw}"),
+                    format!("--bs={bs}"),
+                    format!("--size={run_mib}m"),
+                ])
+                .collect();
+                let out = self.run_in(root, work, "fio", &args)?;
+                // Terse v3: read KiB and KiB/s are fields 6 and 7, write
+                // KiB and KiB/s fields 47 and 48 (1-based).
+                let f: Vec<&str> = out.lines().last().unwrap_or("").split(';').collect();
+                let num = |i: usize| f.get(i - 1).and_then(|x| x.parse::<f64>().ok());
+                let (kib, bw) = if rw.contains("read") {
+                    (6, 7)
+                } else {
+                    (47, 48)
+                };
+                match (num(kib), num(bw)) {
+                    (Some(k), Some(b)) if k > 0.0 && b > 0.0 => Ok((mib << 10) as f64 / b),
+                    _ => Err(Fail {
+                        errno: Errno(libc::EIO),
+                        op: "fio output",
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// dbench's default load, one client: seconds per MB of its reported
+    /// throughput.
+    fn dbench(&mut self, root: &OwnedFd, work: &CStr) -> Sample {
+        let args = vec![
+            "-D".to_owned(),
+            ".".to_owned(),
+            "-t".to_owned(),
+            DBENCH_SECS.to_string(),
+            "-c".to_owned(),
+            "/usr/share/dbench/client.txt".to_owned(),
+            "1".to_owned(),
+        ];
+        let out = self.run_in(root, work, "dbench", &args)?;
+        // "Throughput 123.45 MB/sec  1 clients  1 procs  max_latency=..."
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix("Throughput "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .next_back()
+            .filter(|&mb| mb > 0.0)
+            .map(|mb| 1.0 / mb)
+            .ok_or(Fail {
+                errno: Errno(libc::EIO),
+                op: "dbench output",
+            })
     }
 
     fn stat(&self, root: &OwnedFd) -> Sample {
