@@ -4,6 +4,7 @@ virtme-ng while streaming its console to a log file."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -80,18 +81,45 @@ def vng_command(bzimage, guest_cmd, memory, extra=(), cpus=2):
     return cmd, ("kvm" if not accel else "tcg (no usable KVM)")
 
 
+# A kernel that has not started init this long after QEMU did has stalled:
+# boots reach init in under a minute under TCG, but once in a while (seen
+# on 2026-12-02 with 7.3, both vCPUs spinning while the console stopped in
+# the middle of PCI enumeration) one never does. Such a boot is killed and
+# started once more.
+INIT_STARTED = "as init process"
+BOOT_STALL_SECONDS = 300
+
+
 def boot(cmd, logfile, timeout, echo=True):
     """Runs the vng command `cmd`, writing the console to `logfile` (and to
     stdout if `echo` is True, or the lines `echo(line)` picks) line by line;
-    kills it after `timeout` seconds.
+    kills it after `timeout` seconds. A boot that stalls before init
+    (BOOT_STALL_SECONDS) is started again, once.
     Returns (console lines, timed out, seconds taken)."""
+    for attempt in (1, 2):
+        lines, timed_out, elapsed, stalled = boot_once(cmd, logfile, timeout, echo)
+        if not stalled:
+            return lines, timed_out, elapsed
+        kept = f"{logfile}.stalled" if attempt == 1 else logfile
+        os.replace(logfile, kept)
+        print(f"vm: attempt {attempt}: the kernel did not start init in "
+              f"{BOOT_STALL_SECONDS} s (console in {kept})", file=sys.stderr, flush=True)
+    return lines, True, elapsed
+
+
+def boot_once(cmd, logfile, timeout, echo):
+    """One boot for `boot`; also says whether it stalled before init."""
     start = time.monotonic()
     lines = []
     timed_out = False
+    stalled = False
+    init_started = False
     with open(logfile, "w") as out:
         env = dict(os.environ, PATH=f"{VNG.parent}:{os.environ['PATH']}")
+        # A session of its own: killing it kills QEMU too, not only vng.
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         os.set_blocking(proc.stdout.fileno(), False)
         buf = b""
         while True:
@@ -101,6 +129,7 @@ def boot(cmd, logfile, timeout, echo=True):
                 *done, buf = buf.split(b"\n")
                 for raw in done:
                     line = raw.decode(errors="replace").rstrip("\r")
+                    init_started = init_started or INIT_STARTED in line
                     lines.append(line)
                     out.write(line + "\n")
                     if echo is True or (echo and echo(line)):
@@ -109,15 +138,16 @@ def boot(cmd, logfile, timeout, echo=True):
                 break
             else:
                 time.sleep(0.1)
-            if time.monotonic() - start > timeout:
-                timed_out = True
-                proc.kill()
+            stalled = not init_started and time.monotonic() - start > BOOT_STALL_SECONDS
+            if stalled or time.monotonic() - start > timeout:
+                timed_out = not stalled
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break
         if buf:
             lines.append(buf.decode(errors="replace"))
             out.write(lines[-1] + "\n")
-    return lines, timed_out, time.monotonic() - start
+    return lines, timed_out, time.monotonic() - start, stalled
 
 
 def done_rc(lines):
