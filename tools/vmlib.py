@@ -100,10 +100,10 @@ def boot(cmd, logfile, timeout, echo=True):
         lines, timed_out, elapsed, stalled = boot_once(cmd, logfile, timeout, echo)
         if not stalled:
             return lines, timed_out, elapsed
-        kept = f"{logfile}.stalled" if attempt == 1 else logfile
-        os.replace(logfile, kept)
+        if attempt == 1:
+            os.replace(logfile, f"{logfile}.stalled")
         print(f"vm: attempt {attempt}: the kernel did not start init in "
-              f"{BOOT_STALL_SECONDS} s (console in {kept})", file=sys.stderr, flush=True)
+              f"{BOOT_STALL_SECONDS} s", file=sys.stderr, flush=True)
     return lines, True, elapsed
 
 

@@ -929,7 +929,7 @@ fn random_op(rng: &mut Rng, t: &Path, tally: &mut Tally, inotify: &OwnedFd) {
 
 fn operations_under_failing_allocations(env: &Env) -> Outcome {
     set_filter(StackFilter::NONE)?;
-    let injected = run_operations(&tmpfs_lower(env), "tmpfs")?;
+    let injected = run_injections(&tmpfs_lower(env), "tmpfs", &INJECTIONS)?;
     ensure!(injected.total > 0, "no failure was injected");
     ensure!(
         injected.in_shiftfs > 0,
@@ -953,7 +953,7 @@ fn ext4_operations_with_failures_in_shiftfs_paths(env: &Env) -> Outcome {
         require: shiftfs,
         reject: ext4,
     })?;
-    let res = run_operations(&ext4_lower(env), "ext4");
+    let res = run_injections(&ext4_lower(env), "ext4", &INJECTIONS);
     set_filter(StackFilter::NONE)?;
     let injected = res?;
     ensure!(injected.total > 0, "no failure was injected");
@@ -1046,13 +1046,6 @@ fn random_ops(seed: u64, dir: &Path, rounds: u64) -> Result<String, String> {
         random_op(&mut rng, dir, &mut tally, &inotify);
     }
     Ok(tally.line())
-}
-
-/// Random operations of every kind from a container on a shifting mount of
-/// `lower`, under each of the allocation-failure injections in turn; what
-/// was injected.
-fn run_operations(lower: &Lower, label: &str) -> Result<Injected, String> {
-    run_injections(lower, label, &INJECTIONS)
 }
 
 /// Random operations of every kind from a container on a shifting mount of
