@@ -4,6 +4,11 @@
 //! it is hashed, agrees on being positive, has the same name, and is valid
 //! for its own filesystem. Changes made below shiftfs (a chmod on the real
 //! path, a rename) show through at the next walk.
+//!
+//! A walk with references checks all of it and keeps the real dentry's
+//! sequence count; an RCU walk, the hot path, compares that count instead
+//! of the name (a rename, an unhash or a change of inode below moves it)
+//! and takes no lock.
 
 use crate::{
     inode,
@@ -17,12 +22,10 @@ use kernel::{error::code::ECHILD, prelude::*};
 impl DentryOperations for Shiftfs {
     fn revalidate(dentry: &Dentry<Self>, flags: LookupFlags) -> Result<bool> {
         let real = dentry.real();
-        if real.is_unhashed() || dentry.inode().is_some() != real.inode().is_some() {
-            return Ok(false);
-        }
-        // Renamed below (in place: a move to another directory unhashes
-        // nothing either, but then the name usually differs too).
-        if !dentry.same_name_as(real) {
+        // Hashed and of the same name: renamed below (in place: a move to
+        // another directory unhashes nothing either, but then the name
+        // usually differs too) makes it invalid.
+        if dentry.inode().is_some() != real.inode().is_some() || !dentry.check_real() {
             return Ok(false);
         }
         if let Some(inode) = dentry.inode() {
@@ -33,10 +36,11 @@ impl DentryOperations for Shiftfs {
         real.revalidate(flags)
     }
 
-    /// Valid only if nothing needs doing: the real dentry still hashed, of
-    /// the same name and inode, its attributes those shown, and valid for
-    /// its own filesystem; anything else goes back to a walk with
-    /// references (ECHILD), which refreshes or invalidates.
+    /// Valid only if nothing needs doing: the real dentry unchanged since a
+    /// walk with references checked it (hashed, of the same name), of the
+    /// same inode, its attributes those shown, and valid for its own
+    /// filesystem; anything else goes back to a walk with references
+    /// (ECHILD), which refreshes or invalidates.
     fn revalidate_rcu(dentry: Rcu<'_, Dentry<Self>>, flags: LookupFlags) -> Result<bool> {
         // None once the dentry is being killed: the walk fails on it.
         let real = dentry.real().ok_or(ECHILD)?;
@@ -47,7 +51,7 @@ impl DentryOperations for Shiftfs {
             (Some(inode), Some(ri)) => inode.stands_on(ri) && inode.attrs_match(ri),
             _ => false,
         };
-        if !current || real.is_unhashed() || !dentry.same_name_as(real) {
+        if !current || !dentry.real_unchanged(real) {
             return Err(ECHILD);
         }
         real.revalidate(flags)

@@ -14,7 +14,7 @@ use super::{
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 use kernel::{
     error::to_result,
-    ffi::{c_char, c_int, c_uint},
+    ffi::{c_char, c_int, c_uint, c_ulong},
     prelude::*,
     types::Opaque,
 };
@@ -68,7 +68,7 @@ impl<T> Dentry<T> {
     /// Whether this dentry and `other` have the same name now, each read
     /// consistently (`take_dentry_name_snapshot()`), for dentries whose
     /// names may change under a concurrent rename.
-    pub(crate) fn same_name_as<U>(&self, other: &Dentry<U>) -> bool {
+    fn same_name_as<U>(&self, other: &Dentry<U>) -> bool {
         let a = NameSnapshot::take(self.as_raw());
         let b = NameSnapshot::take(other.as_raw());
         a.name() == b.name()
@@ -108,6 +108,10 @@ unsafe fn qstr_bytes<'a>(q: &bindings::qstr) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize) }
 }
 
+/// What `d_time` of a dentry of a [`FileSystem`] holds while its real
+/// dentry is not known current: odd, unlike every `d_seq` kept there.
+const UNCHECKED: c_ulong = 1;
+
 /// A consistent copy of a dentry's name (`take_dentry_name_snapshot()`),
 /// released on drop.
 struct NameSnapshot(MaybeUninit<bindings::name_snapshot>);
@@ -145,6 +149,25 @@ impl<T: FileSystem> Dentry<T> {
         // SAFETY: per the type's invariants `d_fsdata` holds a reference to
         // the real dentry, which lives at least as long as this one.
         unsafe { Dentry::from_raw((*self.as_raw()).d_fsdata.cast()) }
+    }
+
+    /// Whether the real dentry is hashed and has this dentry's name now.
+    /// The answer is kept in `d_time` for RCU walks, which take it as
+    /// still true until the real dentry's sequence count (`d_seq`) moves
+    /// (see [`Rcu::real_unchanged`]).
+    pub(crate) fn check_real(&self) -> bool {
+        let real = self.real();
+        // SAFETY: `real` is live. Its `d_seq` is read before the checks, so
+        // that a change made after it was read moves it past what is kept.
+        let seq = unsafe { bindings::shiftfs_raw_seqcount_begin(real.as_raw()) };
+        let current = !real.is_unhashed() && self.same_name_as(real);
+        let kept = if current { seq as c_ulong } else { UNCHECKED };
+        // SAFETY: `d_time` is the filesystem's to use; RCU walks read it
+        // concurrently, as one word.
+        unsafe {
+            core::ptr::write_volatile(core::ptr::addr_of_mut!((*self.as_raw()).d_time), kept)
+        };
+        current
     }
 
     /// Checks a change of attributes against this dentry's inode with the
@@ -301,11 +324,6 @@ impl<'a, T> Rcu<'a, Dentry<T>> {
         // SAFETY: an inode a walk reaches is freed after a grace period.
         (!inode.is_null()).then(|| unsafe { Rcu::<Inode<T>>::from_raw(inode) })
     }
-
-    /// Whether the dentry has been unhashed.
-    pub(crate) fn is_unhashed(self) -> bool {
-        self.0.is_unhashed()
-    }
 }
 
 impl<'a, T: FileSystem> Rcu<'a, Dentry<T>> {
@@ -320,14 +338,18 @@ impl<'a, T: FileSystem> Rcu<'a, Dentry<T>> {
         (!real.is_null()).then(|| unsafe { Rcu::<Dentry<Real>>::from_raw(real.cast()) })
     }
 
-    /// Whether `real` has this dentry's name: this one read consistently,
-    /// `real`'s as the RCU dcache lookup compares names (`d_same_name()`).
-    pub(crate) fn same_name_as(self, real: Rcu<'_, Dentry<Real>>) -> bool {
-        let snap = NameSnapshot::take(self.0.as_raw());
-        let r = real.0.as_raw();
-        // SAFETY: `real` and its parent are readable in the walk, and
-        // `d_same_name` reads a name as RCU readers may.
-        unsafe { bindings::d_same_name(r, (*r).d_parent, snap.qstr()) }
+    /// Whether `real`, this dentry's real dentry, is as [`Dentry::check_real`]
+    /// last found it current: not renamed, unhashed, or made positive or
+    /// negative since, each of which moves its `d_seq`. Takes no lock.
+    pub(crate) fn real_unchanged(self, real: Rcu<'_, Dentry<Real>>) -> bool {
+        // SAFETY: the dentry is readable in the walk; `d_time` is written
+        // as one word.
+        let kept =
+            unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.0.as_raw()).d_time)) };
+        // SAFETY: `real` is readable in the walk.
+        let seq = unsafe { bindings::shiftfs_raw_read_seqcount(real.0.as_raw()) };
+        // Odd: a change is under way.
+        seq & 1 == 0 && kept == seq as c_ulong
     }
 }
 
@@ -397,6 +419,7 @@ impl<'a, T: FileSystem> NewDentry<'a, T> {
         // SAFETY: the dentry is ours until it is spliced; `d_release`
         // drops the reference to `real`, also if the splice fails.
         unsafe { (*d).d_fsdata = ARef::into_raw(real).as_ptr().cast() };
+        self.0.check_real();
         let inode = inode.map_or(core::ptr::null_mut(), |i| ARef::into_raw(i).as_ptr().cast());
         // SAFETY: `d_splice_alias` takes over the inode reference; it
         // returns NULL (`d` used), another dentry with a reference, or an

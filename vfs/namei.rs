@@ -72,7 +72,9 @@ impl<'a, T> Entry<'a, T> {
         // SAFETY: the VFS holds the directory's lock for `'a`.
         unsafe { self.dentry.name_locked() }
     }
+}
 
+impl<T: FileSystem> Entry<'_, T> {
     /// Gives the entry, negative, `inode` (`d_instantiate()`).
     pub(crate) fn instantiate(&self, inode: ARef<Inode<T>>) -> Result {
         let d = self.dentry.as_raw();
@@ -83,6 +85,7 @@ impl<'a, T> Entry<'a, T> {
             if !(*d).d_inode.is_null() {
                 return Err(EEXIST);
             }
+            self.dentry.check_real();
             bindings::d_instantiate(d, ARef::into_raw(inode).as_ptr().cast());
         }
         Ok(())
@@ -445,6 +448,7 @@ impl<T: FileSystem> TmpFile<'_, T> {
         // the open has finished, or below if it has not.
         unsafe {
             (*d).d_fsdata = ARef::into_raw(real_dentry).as_ptr().cast();
+            Dentry::<T>::from_raw(d).check_real();
             let inode = ARef::into_raw(inode).as_ptr().cast();
             bindings::d_mark_tmpfile(file, inode);
             bindings::d_instantiate(d, inode);

@@ -203,6 +203,7 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
         // `d_release` drops the reference to `real` taken here.
         unsafe {
             (*root).d_fsdata = ARef::into_raw(ARef::from(real)).as_ptr().cast();
+            Dentry::<T>::from_raw(root).check_real();
             (*self.sb.as_raw()).s_root = root;
         }
         Ok(())

@@ -44,6 +44,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     default_acl_is_inherited,
     parent_times_follow_changes,
     entries_made_below_show_up_and_go,
+    names_changed_below_show_through_cached_walks,
     host_unmarks,
     unload,
 ];
@@ -723,6 +724,60 @@ fn entries_made_below_show_up_and_go(env: &Env) -> Outcome {
             std::fs::read(t.join("later2")).ctx("read")?,
             b"again",
             "new name"
+        );
+        Ok(())
+    })();
+    rustix::mount::unmount(&t, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
+    res
+}
+
+/// RCU walks through cached dentries notice names changed below by the
+/// real dentry's sequence count: an exchange (no name or hash changes),
+/// a directory on the path replaced, an entry moved away and back.
+fn names_changed_below_show_through_cached_walks(env: &Env) -> Outcome {
+    let tree = tree(env);
+    let (r, t) = (tree.real.clone(), tree.target.clone());
+    std::fs::create_dir_all(r.join("walk/d")).ctx("mkdir")?;
+    for (name, data) in [("walk/d/f", "one"), ("walk/a", "a"), ("walk/b", "b")] {
+        std::fs::write(r.join(name), data).ctx("host writes")?;
+    }
+    tree.host_shifting_mount()?;
+    let read = |p: &str| std::fs::read_to_string(t.join(p)).ctx(p);
+    let res = (|| {
+        // The second round walks dentries the first one cached.
+        for _ in 0..2 {
+            ensure_eq!(read("walk/d/f")?, "one", "cached");
+            ensure_eq!(read("walk/a")?, "a", "cached");
+            ensure_eq!(read("walk/b")?, "b", "cached");
+        }
+        rfs::renameat_with(
+            CWD,
+            r.join("walk/a"),
+            CWD,
+            r.join("walk/b"),
+            RenameFlags::EXCHANGE,
+        )
+        .ctx("host exchanges")?;
+        ensure_eq!(read("walk/a")?, "b", "exchanged below");
+        ensure_eq!(read("walk/b")?, "a", "exchanged below");
+        std::fs::rename(r.join("walk/d"), r.join("walk/d2")).ctx("host renames")?;
+        std::fs::create_dir(r.join("walk/d")).ctx("host mkdir")?;
+        std::fs::write(r.join("walk/d/f"), "two").ctx("host writes")?;
+        ensure_eq!(read("walk/d/f")?, "two", "directory replaced below");
+        ensure_eq!(read("walk/d2/f")?, "one", "directory moved below");
+        std::fs::rename(r.join("walk/d2/f"), r.join("walk/g")).ctx("host renames")?;
+        ensure_eq!(
+            rfs::stat(t.join("walk/d2/f")).err(),
+            Some(Errno::NOENT),
+            "moved away"
+        );
+        ensure_eq!(read("walk/g")?, "one", "moved away");
+        std::fs::rename(r.join("walk/g"), r.join("walk/d2/f")).ctx("host renames back")?;
+        ensure_eq!(read("walk/d2/f")?, "one", "moved back");
+        ensure_eq!(
+            rfs::stat(t.join("walk/g")).err(),
+            Some(Errno::NOENT),
+            "moved back"
         );
         Ok(())
     })();
