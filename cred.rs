@@ -28,39 +28,72 @@ use crate::{
         cred::{current_fsids, Capability, Credential, Override, OverrideCurrent},
         errno::eoverflow,
         file::File,
+        once::SetOnce,
         path::WriteAccess,
         super_block::SuperBlock,
         user_ns::{Kgid, Kuid},
         ARef, Real,
     },
 };
-use kernel::{new_spinlock, prelude::*, sync::SpinLock};
+use kernel::prelude::*;
 
-/// How many fsuid/fsgid variants of the creator's credentials are kept.
-const VARIANTS: usize = 8;
+/// How many fsuid/fsgid variants of the creator's credentials are kept; a
+/// caller with other ids gets a copy made for the call.
+const VARIANTS: usize = 32;
 
-/// The kept variants; the next to be replaced is `next`.
-#[derive(Default)]
-struct Variants {
-    next: usize,
-    entries: [Option<(Kuid, Kgid, ARef<Credential>)>; VARIANTS],
+/// The creator's credentials with the filesystem ids for a caller's.
+struct Variant {
+    /// The caller's own fsuid and fsgid.
+    key: (Kuid, Kgid),
+    cred: ARef<Credential>,
 }
 
 /// The mark creator's credentials and their copies with other fsuid/fsgid,
-/// made once per caller's ids and kept, so that calls on behalf of the same
-/// caller ids do not allocate.
+/// made once per caller's ids and kept as long as the superblock, so that
+/// calls on behalf of the same caller ids do not allocate, and path walks
+/// find them without a lock or a reference count (a shared cache line on
+/// every path component).
 #[pin_data]
 pub(crate) struct CreatorCreds {
     base: ARef<Credential>,
-    #[pin]
-    variants: SpinLock<Variants>,
+    /// Filled from the front, each slot once.
+    variants: [SetOnce<Variant>; VARIANTS],
+}
+
+/// Credentials for a call: kept for the superblock, or made for this call
+/// once all the slots are taken.
+pub(crate) enum Made<'a> {
+    Kept(&'a Credential),
+    ForCall(ARef<Credential>),
+}
+
+impl<'a> Made<'a> {
+    fn as_cred(&self) -> &Credential {
+        match self {
+            Made::Kept(c) => c,
+            Made::ForCall(c) => c,
+        }
+    }
+
+    /// A reference of the caller's own.
+    pub(crate) fn to_owned(&self) -> ARef<Credential> {
+        ARef::from(self.as_cred())
+    }
+
+    /// Runs the calling task with them until the guard is dropped.
+    pub(crate) fn override_current(self) -> Override<'a> {
+        match self {
+            Made::Kept(c) => c.override_current(),
+            Made::ForCall(c) => c.override_current(),
+        }
+    }
 }
 
 impl CreatorCreds {
     pub(crate) fn new(base: ARef<Credential>) -> impl PinInit<Self> {
         pin_init!(Self {
             base,
-            variants <- new_spinlock!(Variants::default(), "shiftfs_creator_creds"),
+            variants: core::array::from_fn(|_| SetOnce::new()),
         })
     }
 
@@ -70,38 +103,48 @@ impl CreatorCreds {
     }
 
     /// The variant kept for `key` (the caller's own fsuid and fsgid), if
-    /// it was made already: never sleeps (for RCU path walks).
-    fn get_made(&self, key: (Kuid, Kgid)) -> Option<ARef<Credential>> {
-        let v = self.variants.lock();
-        v.entries
+    /// it was made already: never sleeps, takes no lock (for RCU path
+    /// walks).
+    fn get_made(&self, key: (Kuid, Kgid)) -> Option<&Credential> {
+        self.variants
             .iter()
-            .flatten()
-            .find(|(u, g, _)| (*u, *g) == key)
-            .map(|(_, _, c)| c.clone())
+            .map_while(SetOnce::get)
+            .find(|v| v.key == key)
+            .map(|v| &*v.cred)
     }
 
     /// The variant for `key` (the caller's own fsuid and fsgid): the base
     /// credentials with the filesystem ids `fsids` computes, made and kept
-    /// the first time.
+    /// the first time while a slot is free.
     fn get(
         &self,
         key: (Kuid, Kgid),
         fsids: impl FnOnce() -> Result<(Kuid, Kgid)>,
-    ) -> Result<ARef<Credential>> {
+    ) -> Result<Made<'_>> {
         if let Some(c) = self.get_made(key) {
-            return Ok(c);
+            return Ok(Made::Kept(c));
         }
         let (fsuid, fsgid) = fsids()?;
-        // Made without the lock held: `prepare_creds()` may sleep. Two
-        // callers racing here both insert; the older copy ages out.
-        let new = self.base.with_fsids(fsuid, fsgid)?;
-        let mut v = self.variants.lock();
-        let i = v.next;
-        v.next = (i + 1) % VARIANTS;
-        // A replaced variant is freed after an RCU grace period
-        // (`put_cred()`), which is allowed under a spinlock.
-        v.entries[i] = Some((key.0, key.1, new.clone()));
-        Ok(new)
+        // Made without a lock: `prepare_creds()` may sleep.
+        let mut new = KBox::new(
+            Variant {
+                key,
+                cred: self.base.with_fsids(fsuid, fsgid)?,
+            },
+            GFP_KERNEL,
+        )?;
+        for slot in &self.variants {
+            new = match slot.set(new) {
+                Ok(v) => return Ok(Made::Kept(&v.cred)),
+                // Taken: by a caller racing for the same ids, whose copy
+                // serves as well, or by other ids.
+                Err(new) => match slot.get() {
+                    Some(v) if v.key == key => return Ok(Made::Kept(&v.cred)),
+                    _ => new,
+                },
+            };
+        }
+        Ok(Made::ForCall(KBox::into_inner(new).cred))
     }
 }
 
@@ -139,21 +182,31 @@ fn shifted_fsids(sb: &SuperBlock<Shiftfs>, (fsuid, fsgid): (Kuid, Kgid)) -> Resu
 
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task.
-pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {
+fn made(sb: &SuperBlock<Shiftfs>) -> Result<Made<'_>> {
     let key = current_fsids();
     sb.info().creds.get(key, || shifted_fsids(sb, key))
 }
 
+/// [`made`], as a reference of the caller's (for what keeps them: open
+/// files).
+pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {
+    Ok(made(sb)?.to_owned())
+}
+
 /// Runs the calling task with [`creds`] until the guard is dropped.
-pub(crate) fn enter(sb: &SuperBlock<Shiftfs>) -> Result<Override> {
-    Ok(creds(sb)?.override_current())
+pub(crate) fn enter(sb: &SuperBlock<Shiftfs>) -> Result<Override<'_>> {
+    Ok(made(sb)?.override_current())
 }
 
 /// [`enter`] with credentials made already for the caller's ids, if they
 /// were: in an RCU walk nothing may sleep, so nothing is made there.
-pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override> {
-    let made = sb.info().creds.get_made(current_fsids())?;
-    Some(made.override_current())
+pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override<'_>> {
+    Some(
+        sb.info()
+            .creds
+            .get_made(current_fsids())?
+            .override_current(),
+    )
 }
 
 /// For a change of the real filesystem: [`enter`], and write access to the
@@ -161,7 +214,7 @@ pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override> {
 pub(crate) struct Writing<'a> {
     // Fields drop in order: write access goes before the credentials.
     _write: WriteAccess<'a>,
-    _creds: Override,
+    _creds: Override<'a>,
 }
 
 /// [`enter`] and write access to the real mount of `sb`.
@@ -176,8 +229,8 @@ pub(crate) fn enter_to_write(sb: &SuperBlock<Shiftfs>) -> Result<Writing<'_>> {
 
 /// Runs the calling task with the credentials `real` was opened with until
 /// the guard is dropped.
-pub(crate) fn enter_as_opener(real: &File<Real>) -> Override {
-    ARef::from(real.cred()).override_current()
+pub(crate) fn enter_as_opener(real: &File<Real>) -> Override<'_> {
+    real.cred().override_current()
 }
 
 #[cfg(shiftfs_kunit)]
@@ -201,11 +254,12 @@ mod tests {
     fn a_variant_is_made_once_and_kept(t: &mut Test) {
         let c = cache();
         let a = c.get(ids(0), || Ok(ids(100_000))).expect("get");
+        kunit_expect!(t, matches!(a, Made::Kept(_)));
         let made = c.get_made(ids(0)).expect("kept");
-        kunit_expect!(t, core::ptr::eq(&*a, &*made));
+        kunit_expect!(t, core::ptr::eq(a.as_cred(), made));
         // Asked again, the shift is not computed again.
         let b = c.get(ids(0), || Err(EINVAL)).expect("kept");
-        kunit_expect!(t, core::ptr::eq(&*a, &*b));
+        kunit_expect!(t, core::ptr::eq(a.as_cred(), b.as_cred()));
     }
 
     fn a_refused_shift_makes_nothing(t: &mut Test) {
@@ -218,13 +272,15 @@ mod tests {
         kunit_expect!(t, c.get_made(ids(5)).is_none());
     }
 
-    fn the_oldest_variant_ages_out(t: &mut Test) {
+    fn a_full_cache_keeps_its_variants_and_makes_others_per_call(t: &mut Test) {
         let c = cache();
-        for n in 0..=VARIANTS as u32 {
+        for n in 0..VARIANTS as u32 {
             c.get(ids(n), || Ok(ids(n))).expect("get");
         }
-        kunit_expect!(t, c.get_made(ids(0)).is_none());
-        for n in 1..=VARIANTS as u32 {
+        let extra = c.get(ids(VARIANTS as u32), || Ok(ids(7))).expect("get");
+        kunit_expect!(t, matches!(extra, Made::ForCall(_)));
+        kunit_expect!(t, c.get_made(ids(VARIANTS as u32)).is_none());
+        for n in 0..VARIANTS as u32 {
             kunit_expect!(t, c.get_made(ids(n)).is_some(), "variant {n} was dropped");
         }
     }
@@ -232,8 +288,8 @@ mod tests {
     fn variants_keep_the_base_capabilities(t: &mut Test) {
         let c = cache();
         let v = c.get(ids(1000), || Ok(ids(101_000))).expect("get");
-        kunit_expect!(t, !v.has_effective(Capability::SYS_RESOURCE));
-        kunit_expect!(t, v.has_effective(Capability::SYS_ADMIN));
+        kunit_expect!(t, !v.as_cred().has_effective(Capability::SYS_RESOURCE));
+        kunit_expect!(t, v.as_cred().has_effective(Capability::SYS_ADMIN));
         kunit_expect!(t, !c.base().has_effective(Capability::SYS_RESOURCE));
     }
 
@@ -258,7 +314,7 @@ mod tests {
             nothing_is_made_before_it_is_asked_for,
             a_variant_is_made_once_and_kept,
             a_refused_shift_makes_nothing,
-            the_oldest_variant_ages_out,
+            a_full_cache_keeps_its_variants_and_makes_others_per_call,
             variants_keep_the_base_capabilities,
         ]
     );

@@ -7,7 +7,7 @@ use super::{
     user_ns::{Kgid, Kuid, UserNamespace},
     ARef, AlwaysRefCounted,
 };
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
 
 /// A capability (`CAP_*`, capability.h).
@@ -99,17 +99,32 @@ pub(crate) fn current_fsids() -> (Kuid, Kgid) {
 /// (`override_creds()`/`revert_creds()`). Not `Send`: it must be dropped by
 /// the task that made it, and overrides are undone in reverse order, which
 /// scoped guards ensure.
-pub(crate) struct Override {
-    /// The credentials in force, kept alive for as long as they are.
-    _cred: ARef<Credential>,
+pub(crate) struct Override<'a> {
+    /// The credentials in force, kept alive for as long as they are: by
+    /// this reference, or by their holder for `'a`.
+    _cred: Option<ARef<Credential>>,
     old: *const bindings::cred,
+    _borrowed: PhantomData<&'a Credential>,
 }
 
-impl Drop for Override {
+impl Drop for Override<'_> {
     fn drop(&mut self) {
         // SAFETY: `old` is what `override_creds` returned on this task, and
         // overrides are undone in reverse order (guards drop in scope order).
         unsafe { bindings::shiftfs_revert_creds(self.old) };
+    }
+}
+
+/// Overrides with `cred`, which the guard keeps live: by `keep` (a
+/// reference to `cred`), or by borrowing its holder for `'a`.
+fn override_with<'a>(cred: &'a Credential, keep: Option<ARef<Credential>>) -> Override<'a> {
+    // SAFETY: `cred` is live, and stays so while the guard lives (the
+    // kernel may take no reference of its own).
+    let old = unsafe { bindings::shiftfs_override_creds(cred.as_raw()) };
+    Override {
+        _cred: keep,
+        old,
+        _borrowed: PhantomData,
     }
 }
 
@@ -219,19 +234,28 @@ impl Credential {
     }
 }
 
-/// Overriding with counted credentials.
-pub(crate) trait OverrideCurrent {
+/// Overriding the calling task's credentials.
+pub(crate) trait OverrideCurrent<'a> {
     /// Makes these the calling task's credentials until the guard is
     /// dropped.
-    fn override_current(self) -> Override;
+    fn override_current(self) -> Override<'a>;
 }
 
-impl OverrideCurrent for ARef<Credential> {
-    fn override_current(self) -> Override {
-        // SAFETY: `self` is live and stays so while the guard holds it
-        // (the kernel may take no reference of its own).
-        let old = unsafe { bindings::shiftfs_override_creds(self.as_raw()) };
-        Override { _cred: self, old }
+/// Counted credentials: the guard keeps the reference.
+impl OverrideCurrent<'static> for ARef<Credential> {
+    fn override_current(self) -> Override<'static> {
+        let cred: *const Credential = &*self;
+        // SAFETY: the reference `self` is kept by the guard, so `cred`
+        // lives as long as it.
+        override_with(unsafe { &*cred }, Some(self))
+    }
+}
+
+/// Borrowed credentials: no reference is taken (the hot path), and the
+/// guard cannot outlive their holder.
+impl<'a> OverrideCurrent<'a> for &'a Credential {
+    fn override_current(self) -> Override<'a> {
+        override_with(self, None)
     }
 }
 

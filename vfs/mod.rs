@@ -90,6 +90,7 @@ pub(crate) mod inode;
 pub(crate) mod kunit;
 pub(crate) mod module_param;
 pub(crate) mod namei;
+pub(crate) mod once;
 pub(crate) mod param;
 pub(crate) mod path;
 pub(crate) mod super_block;
