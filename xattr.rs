@@ -28,7 +28,7 @@ use crate::{
         inode::{Inode, MntIdmap},
         user_ns::{overflow_ids, Kgid, Kuid},
         xattr::{AclType, XattrOperations},
-        ARef, Real,
+        ARef, Rcu, Real,
     },
 };
 use core::ffi::CStr;
@@ -171,6 +171,15 @@ impl XattrOperations for Shiftfs {
         };
         acl.map(|acl| acl_up_for_permission(&acl, &Shift::of(sb)))
             .transpose()
+    }
+
+    /// In an RCU walk, no ACL where the real filesystem has none cached
+    /// for the real inode: entries would need shifting, which allocates,
+    /// so any ACL is left to a walk with references. A change below shows
+    /// at once: the real filesystem updates its cache as it sets or
+    /// removes an ACL.
+    fn has_no_inode_acl_rcu(inode: Rcu<'_, Inode<Self>>, ty: AclType) -> bool {
+        inode.real().is_some_and(|real| real.has_no_cached_acl(ty))
     }
 
     /// The ACL with its named entries shifted down (EINVAL for an id the

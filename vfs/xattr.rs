@@ -10,7 +10,7 @@ use super::{
     errno::eopnotsupp,
     fs_type::FileSystem,
     inode::{nop_idmap, Inode, MntIdmap},
-    ARef, Real,
+    ARef, Rcu, Real,
 };
 use core::{ffi::CStr, marker::PhantomData};
 use kernel::{
@@ -99,9 +99,17 @@ pub(crate) trait XattrOperations: Sized {
     }
 
     /// `get_inode_acl`: the ACL for permission checks, in a walk with
-    /// references (an RCU walk gets `ECHILD` and comes back).
+    /// references.
     fn get_inode_acl(_inode: &Inode<Self>, _ty: AclType) -> Result<Option<ARef<PosixAcl>>> {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `get_inode_acl` in an RCU walk, which can take no reference: whether
+    /// the inode is known to have no ACL of type `ty` (the permission check
+    /// goes on by the mode bits). `false` sends the walk back to take
+    /// references (`ECHILD`), where [`Self::get_inode_acl`] answers.
+    fn has_no_inode_acl_rcu(_inode: Rcu<'_, Inode<Self>>, _ty: AclType) -> bool {
+        false
     }
 
     /// `set_acl`: `acl`, or removal with `None`; the VFS holds the inode's
@@ -310,7 +318,12 @@ unsafe extern "C" fn get_inode_acl<T: FileSystem>(
     rcu: bool,
 ) -> *mut bindings::posix_acl {
     if rcu {
-        return ECHILD.to_ptr();
+        // SAFETY: per the contract, an RCU walk with this inode.
+        let inode = unsafe { Rcu::<Inode<T>>::from_raw(inode) };
+        return match AclType::from_raw(ty) {
+            Ok(ty) if T::has_no_inode_acl_rcu(inode, ty) => core::ptr::null_mut(),
+            _ => ECHILD.to_ptr(),
+        };
     }
     // SAFETY: per the contract, outside an RCU walk the VFS holds the inode.
     let inode = unsafe { Inode::from_raw(inode) };
@@ -461,5 +474,19 @@ impl Inode<Real> {
         // SAFETY: `self` is live; `get_inode_acl` returns a reference, NULL
         // or an ERR_PTR.
         unsafe { acl_from(bindings::get_inode_acl(self.as_raw(), ty.as_raw())) }
+    }
+}
+
+impl Rcu<'_, Inode<Real>> {
+    /// Whether the real filesystem has this inode cached as having no ACL
+    /// of type `ty` (`get_cached_acl_rcu()` is NULL): the answer its own
+    /// RCU permission checks go by. Not if its ACL is not cached (the next
+    /// walk with references caches it) or it has one.
+    pub(crate) fn has_no_cached_acl(self, ty: AclType) -> bool {
+        // SAFETY: in an RCU walk (the `Rcu` invariant) the inode is
+        // readable and `rcu_read_lock()` is held, which is all
+        // `get_cached_acl_rcu()` needs; a stacked filesystem's own
+        // `get_inode_acl` it may call is told the walk is RCU.
+        unsafe { bindings::get_cached_acl_rcu(self.0.as_raw(), ty.as_raw()) }.is_null()
     }
 }

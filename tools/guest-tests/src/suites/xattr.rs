@@ -30,6 +30,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     setcap_in_the_container_is_valid_for_the_container_only,
     host_capability_does_not_exist_for_the_container,
     malformed_capability_is_einval,
+    acl_changes_below_reach_cached_walks,
     host_unmarks,
     unload,
 ];
@@ -392,6 +393,88 @@ fn malformed_capability_is_einval(env: &Env) -> Outcome {
         }
         Ok(())
     })
+}
+
+/// `stat` of `path` by a thread of user and group 1000 (not the owner):
+/// what its walk through `path`'s directories was allowed.
+fn stat_as_user_1000(path: &Path) -> Result<(), Errno> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (uid, gid) = (rfs::Uid::from_raw(1000), rfs::Gid::from_raw(1000));
+            rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+            rustix::thread::set_thread_res_uid(uid, uid, uid)?;
+            rfs::stat(path).map(drop)
+        })
+        .join()
+        .unwrap_or(Err(Errno::FAULT))
+    })
+}
+
+/// A walk by a user who does not own a directory asks for its ACL. Once
+/// walks have cached the directory (an RCU walk asks the real
+/// filesystem's ACL cache), an ACL set or removed below, and a mode
+/// changed below, decide the next walk through the shifting mount.
+fn acl_changes_below_reach_cached_walks(env: &Env) -> Outcome {
+    let tree = tree(env);
+    let (r, t) = (tree.real.join("walkacl"), tree.target.join("walkacl"));
+    std::fs::create_dir(&r).ctx("mkdir")?;
+    rfs::chmod(&r, Mode::from_raw_mode(0o755)).ctx("chmod")?;
+    std::fs::write(r.join("f"), b"x").ctx("host writes")?;
+    // user::rwx, user 1000 none, group::r-x, mask::r-x, other::r-x.
+    let deny = acl_value(&[
+        (0x01, 7, UNDEFINED),
+        (0x02, 0, 1000),
+        (0x04, 5, UNDEFINED),
+        (0x10, 5, UNDEFINED),
+        (0x20, 5, UNDEFINED),
+    ]);
+    // user::rwx, user 1000 r-x, group::r-x, mask::r-x, other::---.
+    let grant = acl_value(&[
+        (0x01, 7, UNDEFINED),
+        (0x02, 5, 1000),
+        (0x04, 5, UNDEFINED),
+        (0x10, 5, UNDEFINED),
+        (0x20, 0, UNDEFINED),
+    ]);
+    tree.host_shifting_mount()?;
+    let f = t.join("f");
+    let res = (|| {
+        // The second walk goes through what the first one cached.
+        for round in ["first", "cached"] {
+            ensure_eq!(stat_as_user_1000(&f), Ok(()), format!("{round} walk"));
+        }
+        rfs::setxattr(&r, ACL_ACCESS, &deny, XattrFlags::empty()).ctx("host sets ACL")?;
+        for round in ["first", "cached"] {
+            ensure_eq!(
+                stat_as_user_1000(&f),
+                Err(Errno::ACCESS),
+                format!("{round} walk after an ACL denying user 1000 was set below")
+            );
+        }
+        rfs::removexattr(&r, ACL_ACCESS).ctx("host removes ACL")?;
+        ensure_eq!(
+            stat_as_user_1000(&f),
+            Ok(()),
+            "walk after the ACL was removed below"
+        );
+        rfs::chmod(&r, Mode::from_raw_mode(0o750)).ctx("host chmod")?;
+        ensure_eq!(
+            stat_as_user_1000(&f),
+            Err(Errno::ACCESS),
+            "walk after mode 0750 below"
+        );
+        rfs::setxattr(&r, ACL_ACCESS, &grant, XattrFlags::empty()).ctx("host sets ACL")?;
+        for round in ["first", "cached"] {
+            ensure_eq!(
+                stat_as_user_1000(&f),
+                Ok(()),
+                format!("{round} walk after an ACL granting user 1000 was set below")
+            );
+        }
+        Ok(())
+    })();
+    rustix::mount::unmount(&tree.target, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
+    res
 }
 
 fn tree(env: &Env) -> Tree {
