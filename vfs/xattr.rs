@@ -264,9 +264,10 @@ unsafe extern "C" fn xattr_set<T: FileSystem>(
                 super::c_str(name),
             )
         };
-        // SAFETY: a non-NULL value holds `size` bytes for the call.
-        let value =
-            (!value.is_null()).then(|| unsafe { core::slice::from_raw_parts(value.cast(), size) });
+        let value = (!value.is_null()).then(|| {
+            // SAFETY: a non-NULL value holds `size` bytes for the call.
+            unsafe { core::slice::from_raw_parts(value.cast(), size) }
+        });
         T::xattr_set(dentry, inode, name, value, flags)?;
         Ok(0)
     })
