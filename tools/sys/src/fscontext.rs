@@ -53,14 +53,20 @@ impl FsContext {
         fsconfig_create(self.fd.as_fd())
     }
 
-    /// fsmount(2) of the created superblock and move_mount(2) of it to
-    /// `target`: the new mount API's way to finish a mount.
-    pub fn mount_at(&self, target: &std::path::Path) -> Result<(), RustixErrno> {
-        let m = fsmount(
+    /// fsmount(2) of the created superblock: a detached mount, which lives
+    /// while its fd is open.
+    pub fn mount_detached(&self) -> Result<OwnedFd, RustixErrno> {
+        fsmount(
             self.fd.as_fd(),
             FsMountFlags::FSMOUNT_CLOEXEC,
             MountAttrFlags::empty(),
-        )?;
+        )
+    }
+
+    /// fsmount(2) of the created superblock and move_mount(2) of it to
+    /// `target`: the new mount API's way to finish a mount.
+    pub fn mount_at(&self, target: &std::path::Path) -> Result<(), RustixErrno> {
+        let m = self.mount_detached()?;
         move_mount(
             m.as_fd(),
             "",

@@ -26,8 +26,8 @@ pub use fs::{
 pub use fscontext::FsContext;
 pub use kmsg::{kernel_log_matching, KernelLogTail};
 pub use module::{fs_registered, load_module, unload_module};
-pub use mount::{idmapped_bind, make_mounts_private, mount, umount};
-pub use process::{become_id, become_root, fork, socketpair, unshare, waitpid};
+pub use mount::{idmapped_bind, idmapped_tree, make_mounts_private, mount, umount};
+pub use process::{become_id, become_root, fork, socketpair, unshare, waitpid, FsIds};
 pub use userns::{userns_fd, write_id_maps, CONTAINER_MAP, CONTAINER_ROOT};
 
 /// The filesystem type, and the module's name.

@@ -60,6 +60,26 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// X-mount.idmap=` does with util-linux 2.39). An error names the call
 /// that failed.
 pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd) -> Result<(), String> {
+    let tree = idmapped_tree(src, userns)?;
+    let t = cpath(target);
+    // SAFETY: both strings are NUL-terminated.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map_err(|e| format!("move_mount: {e}"))?;
+    Ok(())
+}
+
+/// A detached idmapped bind mount of `src` (its fd: the mount lives while
+/// the fd is open), id mapping that of the user namespace `userns`.
+pub fn idmapped_tree(src: &Path, userns: &OwnedFd) -> Result<OwnedFd, String> {
     let s = cpath(src);
     // SAFETY: `s` is NUL-terminated; the result is a new fd.
     let fd = check_long(unsafe {
@@ -91,18 +111,5 @@ pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd) -> Result<(), 
         )
     })
     .map_err(|e| format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}"))?;
-    let t = cpath(target);
-    // SAFETY: both strings are NUL-terminated.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map_err(|e| format!("move_mount: {e}"))?;
-    Ok(())
+    Ok(tree)
 }

@@ -60,6 +60,40 @@ pub fn become_id(id: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// The calling thread's filesystem uid and gid made `id` (which drops the
+/// capabilities over files that a fsuid of 0 had) until the guard is
+/// dropped, when both go back to 0 and the capabilities return.
+pub struct FsIds(());
+
+impl FsIds {
+    /// EPERM if the ids did not take (`id` unmapped, or no CAP_SETUID).
+    pub fn enter(id: u32) -> Sys<FsIds> {
+        // SAFETY: plain syscalls on the calling thread; they return the
+        // old id, and the current one when asked for the invalid id -1.
+        let took = unsafe {
+            libc::setfsgid(id);
+            libc::setfsuid(id);
+            libc::setfsuid(u32::MAX) as u32 == id && libc::setfsgid(u32::MAX) as u32 == id
+        };
+        let guard = FsIds(());
+        if took {
+            Ok(guard)
+        } else {
+            Err(Errno(libc::EPERM))
+        }
+    }
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`.
+        unsafe {
+            libc::setfsuid(0);
+            libc::setfsgid(0);
+        }
+    }
+}
+
 /// Makes the calling process root of its user namespace (a container just
 /// made, whose id maps are written), and dumpable again.
 pub fn become_root() -> Result<(), String> {
