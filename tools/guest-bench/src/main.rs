@@ -16,6 +16,7 @@
 //! The host writes them as JSON to --out.
 
 mod mounts;
+mod scale;
 mod tarball;
 mod work;
 
@@ -43,6 +44,10 @@ struct Args {
     perf_dir: PathBuf,
     /// The FUSE kinds do 1/fuse_div of the operations (`Ctx::div`).
     fuse_div: usize,
+    /// The tables at container scale (`scale`), unless --no-scale.
+    scale: Option<scale::ScaleArgs>,
+    /// Seconds of each parallel-walk measurement (0: none).
+    walk_secs: f64,
 }
 
 fn usage(msg: &str) -> ! {
@@ -71,6 +76,13 @@ fn parse_args() -> Args {
     let mut profile = Vec::new();
     let mut perf_dir = PathBuf::from("/tmp");
     let mut fuse_div = 1;
+    let mut scale = Some(scale::ScaleArgs {
+        prep_files: vec![1000, 10000, 100000],
+        density: vec![1, 10, 100, 1000],
+        readers: 10,
+        pc_mib: 256,
+    });
+    let mut walk_secs = 5.0;
     let mut it = std::env::args().skip(1);
     let kind_list = |s: String| -> Vec<Kind> {
         s.split(',')
@@ -86,6 +98,12 @@ fn parse_args() -> Args {
         let num = |v: String| {
             v.parse::<usize>()
                 .unwrap_or_else(|_| usage(&format!("not a number: {v}")))
+        };
+        let nums = |v: String| -> Vec<usize> {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| num(x.to_owned()))
+                .collect()
         };
         match a.as_str() {
             "--lower" => {
@@ -108,6 +126,29 @@ fn parse_args() -> Args {
             "--mem-kinds" => mem_kinds = kind_list(val()),
             "--perf-dir" => perf_dir = val().into(),
             "--fuse-div" => fuse_div = num(val()).max(1),
+            "--no-scale" => {
+                scale = None;
+                walk_secs = 0.0;
+            }
+            "--prep-files" | "--density" | "--pagecache-readers" | "--pagecache-mib" => {
+                let v = val();
+                if let Some(sc) = scale.as_mut() {
+                    match a.as_str() {
+                        "--prep-files" => sc.prep_files = nums(v),
+                        "--density" => sc.density = nums(v),
+                        "--pagecache-readers" => sc.readers = num(v).max(1),
+                        _ => sc.pc_mib = num(v).max(1),
+                    }
+                }
+            }
+            "--walk-secs" => {
+                let v = val();
+                if scale.is_some() {
+                    walk_secs = v
+                        .parse()
+                        .unwrap_or_else(|_| usage(&format!("not a number: {v}")));
+                }
+            }
             "--profile" => {
                 for p in val().split(',').filter(|x| !x.is_empty()) {
                     let (k, w) = p
@@ -157,6 +198,8 @@ fn parse_args() -> Args {
         profile,
         perf_dir,
         fuse_div,
+        scale,
+        walk_secs,
     }
 }
 
@@ -256,8 +299,8 @@ fn read_exact(fd: &OwnedFd, mut buf: &mut [u8]) -> Option<()> {
 }
 
 /// The host's side: does what the container asks until it hangs up.
-fn serve(sock: &OwnedFd, out: &Path, perf_dir: &Path) -> bool {
-    let mut got_result = false;
+fn serve(sock: &OwnedFd, perf_dir: &Path) -> Option<Vec<u8>> {
+    let mut result = None;
     let mut perf: Option<std::process::Child> = None;
     while let Some((tag, payload)) = recv(sock) {
         match tag {
@@ -315,17 +358,11 @@ fn serve(sock: &OwnedFd, out: &Path, perf_dir: &Path) -> bool {
                 let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
                 send(sock, b's', format!("{slab}\0{mem}").as_bytes());
             }
-            b'R' => {
-                if let Err(e) = std::fs::write(out, &payload) {
-                    log(&format!("writing {}: {e}", out.display()));
-                } else {
-                    got_result = true;
-                }
-            }
+            b'R' => result = Some(payload),
             _ => log(&format!("unknown request {tag}")),
         }
     }
-    got_result
+    result
 }
 
 /// Slab usage: bytes in active objects per cache, and the Slab: line of
@@ -703,6 +740,24 @@ fn container(
         }
     }
 
+    // Parallel path walks: one worker, then one per CPU.
+    if a.walk_secs > 0.0 {
+        let walk_roots: Vec<(String, Kind, &OwnedFd)> = a
+            .lowers
+            .iter()
+            .flat_map(|l| {
+                [Kind::Raw, Kind::Idmapped, Kind::Overlay, Kind::Shiftfs]
+                    .into_iter()
+                    .filter_map(|k| root(&l.fs, k).map(|r| (l.fs.clone(), k, r)))
+            })
+            .collect();
+        let _ = writeln!(
+            json,
+            "\"parallel\": {},",
+            scale::parallel_walks(&walk_roots, a.walk_secs)
+        );
+    }
+
     let _ = writeln!(json, "\"series\": [");
     for (i, s) in series.iter().enumerate() {
         let times: Vec<String> = s.times.iter().map(|t| format!("{t:.6}")).collect();
@@ -790,8 +845,22 @@ fn main() {
         sys::write_id_maps(pid, mounts::MAP).expect("id maps");
     }
     let _ = sys::write_all(&ready_r, b"g");
-    let ok = serve(&host_sock, &a.out, &a.perf_dir);
+    let result = serve(&host_sock, &a.perf_dir);
     let status = sys::waitpid(pid).unwrap_or(-1);
+    // The container's results, and the tables at scale after them.
+    let ok = result.is_some_and(|r| {
+        let mut json = String::from_utf8_lossy(&r).into_owned();
+        if let Some(sc) = &a.scale {
+            let scale = scale::measure(sc, &a.lowers, &userns);
+            if json.ends_with('}') {
+                json.pop();
+                json.push_str(&format!(",\n\"scale\": {scale}\n}}"));
+            }
+        }
+        std::fs::write(&a.out, json)
+            .map_err(|e| log(&format!("writing {}: {e}", a.out.display())))
+            .is_ok()
+    });
     for l in &a.lowers {
         mounts::host_teardown(l);
     }

@@ -88,7 +88,8 @@ impl Lower {
         self.base.join("img")
     }
 
-    fn mark(&self) -> PathBuf {
+    /// Where the host marks the image for shiftfs.
+    pub fn mark(&self) -> PathBuf {
         self.mnt.join("shiftfs-mark")
     }
 

@@ -30,6 +30,7 @@ pub struct Sizes {
 pub enum W {
     StatCold,
     StatWarm,
+    StatOther,
     OpenRead,
     Readdir,
     Walk,
@@ -44,9 +45,10 @@ pub enum W {
 
 /// The order of a round: the one workload that drops caches first, then
 /// reads of a warm cache, then writes, then the third-party programs.
-pub const ALL: [W; 12] = [
+pub const ALL: [W; 13] = [
     W::StatCold,
     W::StatWarm,
+    W::StatOther,
     W::OpenRead,
     W::Readdir,
     W::Walk,
@@ -76,6 +78,9 @@ fn fio_mib(s: &Sizes) -> usize {
     (s.big_mib / 8).max(4)
 }
 
+/// The container's user that runs [`W::StatOther`].
+const OTHER_ID: u32 = 1000;
+
 /// How long each dbench run lasts.
 const DBENCH_SECS: u32 = 5;
 
@@ -84,6 +89,7 @@ impl W {
         match self {
             W::StatCold => "stat-cold",
             W::StatWarm => "stat",
+            W::StatOther => "stat-other",
             W::OpenRead => "open-read",
             W::Readdir => "readdir",
             W::Walk => "walk",
@@ -121,6 +127,10 @@ impl W {
                 format!("{} files, after drop_caches", s.files),
             )],
             W::StatWarm => vec![r("stat, warm", format!("{} files", s.files))],
+            W::StatOther => vec![r(
+                "stat, warm, not owner",
+                format!("{} files, as container uid {OTHER_ID}", s.files),
+            )],
             W::OpenRead => vec![r(
                 "open+read+close",
                 format!("{} files of {} B", s.files, s.file_bytes),
@@ -205,6 +215,30 @@ pub struct Ctx {
     pub div: usize,
 }
 
+/// The find+stat walk of `src/` under `root`: every entry read from its
+/// directory and stat'ed, every directory opened; how many entries.
+pub fn walk_tree(root: &OwnedFd, buf: &mut [u8]) -> Result<usize, Fail> {
+    fn go(dir: &OwnedFd, buf: &mut [u8]) -> Result<usize, Fail> {
+        let mut names = Vec::new();
+        sys::read_dir(dir, buf, |n, _| {
+            names.push(n.to_owned());
+            Ok(())
+        })
+        .op("getdents64")?;
+        let mut count = names.len();
+        for n in names {
+            let st = sys::fstatat(dir.as_raw_fd(), &n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                let sub = sys::open_dir(dir.as_raw_fd(), &n).op("open dir")?;
+                count += go(&sub, buf)?;
+            }
+        }
+        Ok(count)
+    }
+    let top = sys::open_dir(root.as_raw_fd(), c"src").op("open dir")?;
+    go(&top, buf)
+}
+
 pub fn many_name(i: usize) -> CString {
     sys::cstr(&format!("many/f{i:06}"))
 }
@@ -251,6 +285,7 @@ impl Ctx {
     /// Warms a kind's caches: every read workload once, untimed.
     pub fn prime(&mut self, root: &OwnedFd) -> Result<(), Fail> {
         self.stat(root)?;
+        self.stat_other(root)?;
         self.open_read(root)?;
         self.readdir(root)?;
         self.walk(root)?;
@@ -274,6 +309,7 @@ impl Ctx {
                 vec![self.stat(root)]
             }
             W::StatWarm => vec![self.stat(root)],
+            W::StatOther => vec![self.stat_other(root)],
             W::OpenRead => vec![self.open_read(root)],
             W::Readdir => vec![self.readdir(root)],
             W::Walk => vec![self.walk(root)],
@@ -397,6 +433,16 @@ impl Ctx {
         Ok(self.scaled(t))
     }
 
+    /// [`Ctx::stat`] as a user of the container who owns nothing in the
+    /// image and has no capability over it: each directory of the walk is
+    /// checked by its group and other bits, and for an ACL, as it is for
+    /// most callers in a container (the other rows run as its root, the
+    /// owner through the shifting kinds).
+    fn stat_other(&self, root: &OwnedFd) -> Sample {
+        let _other = sys::FsIds::enter(OTHER_ID).op("setfsuid")?;
+        self.stat(root)
+    }
+
     fn open_read(&mut self, root: &OwnedFd) -> Sample {
         let k = part(self.many.len(), self.div);
         let t = Instant::now();
@@ -424,26 +470,8 @@ impl Ctx {
     }
 
     fn walk(&mut self, root: &OwnedFd) -> Sample {
-        fn go(dir: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize, Fail> {
-            let mut names = Vec::new();
-            sys::read_dir(dir, buf, |n, _| {
-                names.push(n.to_owned());
-                Ok(())
-            })
-            .op("getdents64")?;
-            let mut count = names.len();
-            for n in names {
-                let st = sys::fstatat(dir.as_raw_fd(), &n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
-                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                    let sub = sys::open_dir(dir.as_raw_fd(), &n).op("open dir")?;
-                    count += go(&sub, buf)?;
-                }
-            }
-            Ok(count)
-        }
         let t = Instant::now();
-        let top = sys::open_dir(root.as_raw_fd(), c"src").op("open dir")?;
-        let n = go(&top, &mut self.dbuf)?;
+        let n = walk_tree(root, &mut self.dbuf)?;
         let dt = t.elapsed().as_secs_f64();
         if n != self.tar.len() {
             return Err(Fail {
