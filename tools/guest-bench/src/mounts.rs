@@ -115,7 +115,8 @@ pub fn mapping_userns() -> Result<OwnedFd, String> {
     sys::userns_fd(MAP)
 }
 
-fn spawn(cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd` to its end: an error names it, its exit status and stderr.
+pub fn spawn(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(())

@@ -15,7 +15,7 @@
 //! The parallel path walks run in the container with the rounds
 //! ([`parallel_walks`]).
 
-use crate::mounts::{Kind, Lower, HOST_BASE, MAP};
+use crate::mounts::{spawn, Kind, Lower, HOST_BASE, MAP};
 use crate::work::{walk_tree, Fail};
 use crate::{json_str, log};
 use shiftfs_sys as sys;
@@ -154,19 +154,6 @@ fn mkdirs(p: &Path) -> Result<(), String> {
     std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
 }
 
-fn run(cmd: &mut std::process::Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn opt_json(e: &Option<String>) -> String {
     e.as_ref().map_or("null".into(), |e| json_str(e))
 }
@@ -279,15 +266,19 @@ fn prepare(l: &Lower, sizes: &[usize]) -> Vec<String> {
                     r.map(|_| (secs, extra))
                 }
                 _ => {
-                    run(std::process::Command::new("cp")
-                        .arg("-a")
-                        .arg(&src)
-                        .arg(&copy))?;
+                    spawn(
+                        std::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(&src)
+                            .arg(&copy),
+                    )?;
                     let copied = t.elapsed().as_secs_f64();
-                    run(std::process::Command::new("chown")
-                        .arg("-R")
-                        .arg(format!("{HOST_BASE}:{HOST_BASE}"))
-                        .arg(&copy))?;
+                    spawn(
+                        std::process::Command::new("chown")
+                            .arg("-R")
+                            .arg(format!("{HOST_BASE}:{HOST_BASE}"))
+                            .arg(&copy),
+                    )?;
                     let secs = t.elapsed().as_secs_f64();
                     parts = (Some(copied), Some(secs - copied));
                     sync();
@@ -474,10 +465,12 @@ fn page_cache(l: &Lower, readers: usize, mib: usize, userns: &OwnedFd) -> Vec<St
                         host_mounts.push(dir.clone());
                     }
                     Kind::Bindfs => {
-                        run(std::process::Command::new("bindfs")
-                            .arg(format!("--map=0/{HOST_BASE}:@0/@{HOST_BASE}"))
-                            .arg(l.image())
-                            .arg(&dir))?;
+                        spawn(
+                            std::process::Command::new("bindfs")
+                                .arg(format!("--map=0/{HOST_BASE}:@0/@{HOST_BASE}"))
+                                .arg(l.image())
+                                .arg(&dir),
+                        )?;
                         host_mounts.push(dir.clone());
                     }
                     _ => {}
