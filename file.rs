@@ -22,7 +22,7 @@
 //! ENOTTY.
 
 use crate::{
-    cred,
+    cred, inode,
     mark::PASSTHROUGH_IOCTL,
     superblock::Shiftfs,
     vfs::{
@@ -142,6 +142,20 @@ fn show_size(file: &File<Shiftfs>) {
     inode.set_size_and_times(inode.real());
 }
 
+/// Before a write through `file` (under its inode's lock): its inode shows
+/// the real inode's mode, owner and `S_NOSEC` again. The write first
+/// removes set-id bits and capabilities on the caller's behalf (who may
+/// lack CAP_FSETID, which the creator's credentials the real write runs
+/// with have) by what the shiftfs inode shows, and the host may have
+/// changed them below since the file was opened or last written.
+/// Anything changed below changed ctime, which the comparison reads.
+fn before_write(file: &File<Shiftfs>) {
+    let inode = file.inode();
+    if !inode.shows(inode.real()) {
+        inode::refresh(inode);
+    }
+}
+
 /// Runs `f` on the real files under two shiftfs files with the
 /// destination's credentials, then shows the destination's size; EXDEV
 /// across superblocks (the real files may be on other filesystems, with
@@ -186,11 +200,12 @@ impl FileOperations for Shiftfs {
     }
 
     /// Serialised on the shiftfs inode, as the VFS serialises writes to a
-    /// regular file.
+    /// regular file; see [`before_write`].
     fn write_iter(iocb: &Kiocb<Self>, iter: &mut IovIter) -> Result<usize> {
         let file = iocb.file();
         sync_flags(file)?;
         let _locked = file.inode().lock();
+        before_write(file);
         file.write_backing(iocb, iter)
     }
 
@@ -212,6 +227,7 @@ impl FileOperations for Shiftfs {
         flags: u32,
     ) -> Result<usize> {
         let _locked = file.inode().lock();
+        before_write(file);
         file.splice_write_backing(pipe, pos, len, flags)
     }
 

@@ -230,19 +230,37 @@ impl<'a, T: FileSystem> Rcu<'a, Inode<T>> {
     /// `real`, but for owner and group (whose changes change ctime too);
     /// read without locks, as the VFS reads them.
     pub(crate) fn attrs_match(self, real: Rcu<'_, Inode<Real>>) -> bool {
-        let (a, b) = (self.0.as_raw(), real.0.as_raw());
-        // SAFETY: both inodes are readable in the walk; these are plain
-        // reads of fields that writers update one word at a time.
-        unsafe {
-            (*a).i_mode == (*b).i_mode
-                && (*a).__bindgen_anon_1.i_nlink == (*b).__bindgen_anon_1.i_nlink
-                && (*a).i_size == (*b).i_size
-                && (*a).i_mtime_sec == (*b).i_mtime_sec
-                && (*a).i_mtime_nsec == (*b).i_mtime_nsec
-                && (*a).i_ctime_sec == (*b).i_ctime_sec
-                && (*a).i_ctime_nsec == (*b).i_ctime_nsec
-                && ((*a).i_flags & COPIED_FLAGS) == ((*b).i_flags & COPIED_FLAGS)
-        }
+        // SAFETY: both inodes are readable in the walk.
+        unsafe { attrs_match(self.0.as_raw(), real.0.as_raw()) }
+    }
+}
+
+impl<T> Inode<T> {
+    /// [`Rcu::attrs_match`] outside a walk.
+    pub(crate) fn shows(&self, real: &Inode<Real>) -> bool {
+        // SAFETY: both inodes are live.
+        unsafe { attrs_match(self.as_raw(), real.as_raw()) }
+    }
+}
+
+/// Whether `a` shows the attributes of `b` that [`Inode::set_attrs`]
+/// copies, but for owner and group.
+///
+/// # Safety
+///
+/// Both must be inodes readable for the call.
+unsafe fn attrs_match(a: *const bindings::inode, b: *const bindings::inode) -> bool {
+    // SAFETY: per the contract; these are plain reads of fields that
+    // writers update one word at a time.
+    unsafe {
+        (*a).i_mode == (*b).i_mode
+            && (*a).__bindgen_anon_1.i_nlink == (*b).__bindgen_anon_1.i_nlink
+            && (*a).i_size == (*b).i_size
+            && (*a).i_mtime_sec == (*b).i_mtime_sec
+            && (*a).i_mtime_nsec == (*b).i_mtime_nsec
+            && (*a).i_ctime_sec == (*b).i_ctime_sec
+            && (*a).i_ctime_nsec == (*b).i_ctime_nsec
+            && ((*a).i_flags & COPIED_FLAGS) == ((*b).i_flags & COPIED_FLAGS)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::{
     ensure, ensure_eq,
     fixture::{acl_entries, acl_value, become_id, load, unload, Tree},
     harness::{Context, Outcome},
+    reliability::lockstep,
     tests, Env,
 };
 use rustix::{
@@ -30,6 +31,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     setcap_in_the_container_is_valid_for_the_container_only,
     host_capability_does_not_exist_for_the_container,
     malformed_capability_is_einval,
+    writes_remove_privileges_set_below_an_open_file,
     acl_changes_below_reach_cached_walks,
     host_unmarks,
     unload,
@@ -393,6 +395,65 @@ fn malformed_capability_is_einval(env: &Env) -> Outcome {
         }
         Ok(())
     })
+}
+
+/// A write clears set-uid and file capabilities that the host set on the
+/// real file while the container held it open and had written to it
+/// already, as a write by the container on its own filesystem would: it
+/// lacks CAP_FSETID on the host, so the set-uid bit goes by the mode the
+/// shiftfs inode shows (the real write runs with the mark creator's
+/// CAP_FSETID), which must be the real one, as must the "nothing to
+/// remove" state (`S_NOSEC`) shown after the earlier writes.
+fn writes_remove_privileges_set_below_an_open_file(env: &Env) -> Outcome {
+    let t = tree(env);
+    let real = t.real.join("privileged");
+    std::fs::write(&real, b"x").ctx("create")?;
+    rfs::chmod(&real, Mode::from_raw_mode(0o755)).ctx("chmod")?;
+    let (mark, target) = (t.mark.clone(), t.target.clone());
+    let host_real = real.clone();
+    lockstep(
+        move |turn| {
+            rustix::mount::mount(
+                &mark,
+                &target,
+                crate::sys::FS_NAME,
+                rustix::mount::MountFlags::empty(),
+                c"",
+            )
+            .ctx("shifting mount")?;
+            let fd =
+                rfs::open(target.join("privileged"), OFlags::WRONLY, Mode::empty()).ctx("open")?;
+            for at in [0u64, 1] {
+                rustix::io::pwrite(&fd, b"y", at).ctx("write")?;
+            }
+            // The host makes it set-uid and capable.
+            turn.pass()?;
+            rustix::io::pwrite(&fd, b"z", 2).ctx("write after the host's change")?;
+            let st = rfs::fstat(&fd).ctx("fstat")?;
+            ensure_eq!(st.st_mode & 0o7777, 0o755, "mode through shiftfs");
+            Ok(())
+        },
+        move |turn| {
+            turn.wait()?;
+            rfs::chmod(&host_real, Mode::from_raw_mode(0o4755)).ctx("host chmod")?;
+            rfs::setxattr(&host_real, CAPS, &caps_v2(), XattrFlags::empty()).ctx("host setcap")?;
+            let _ = turn.pass();
+            Ok(())
+        },
+    )?;
+    let mode = std::fs::metadata(&real).ctx("stat")?.permissions();
+    ensure_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+        0o755,
+        "mode on disk"
+    );
+    ensure_eq!(
+        real_xattr(env, "privileged", CAPS),
+        Err(Errno::NODATA),
+        "on disk"
+    );
+    ensure_eq!(std::fs::read(&real).ctx("read")?, b"yyz", "bytes on disk");
+    Ok(())
 }
 
 /// `stat` of `path` by a thread of user and group 1000 (not the owner):
