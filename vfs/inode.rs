@@ -61,9 +61,18 @@ typed_handle!(Inode, inode, ihold, iput);
 
 /// The flags that change what may be done to a file and how it is written,
 /// which a stacked inode shows as its real inode has them (as overlayfs
-/// copies them).
-const COPIED_FLAGS: u32 =
-    bindings::S_SYNC | bindings::S_NOATIME | bindings::S_APPEND | bindings::S_IMMUTABLE;
+/// copies them); and `S_NOSEC`, which the real filesystem's VFS sets once
+/// it found the real inode without set-id bits and security xattrs, and
+/// clears when either is set there. Shown on the stacked inode, it spares
+/// each write through it the check for privileges to remove (a lookup of
+/// `security.capability` through the stacked inode): the mode that check
+/// reads is the one copied with it, and the real write still checks the
+/// real inode itself.
+const COPIED_FLAGS: u32 = bindings::S_SYNC
+    | bindings::S_NOATIME
+    | bindings::S_APPEND
+    | bindings::S_IMMUTABLE
+    | bindings::S_NOSEC;
 
 impl<T> Inode<T> {
     /// The owner.
@@ -156,12 +165,15 @@ impl<T: FileSystem> Inode<T> {
     }
 
     /// Shows the size, block count and times of `from` (after I/O or a
-    /// change of the real inode's size).
+    /// change of the real inode's size), and its `S_NOSEC` (which the real
+    /// filesystem sets at the first write that found nothing to remove).
     pub(crate) fn set_size_and_times(&self, from: &Inode<Real>) {
         let (dst, src) = (self.as_raw(), from.as_raw());
         // SAFETY: as for `set_attrs`; `i_size` goes through the kernel's
         // accessors, which make it consistent on every architecture.
         unsafe {
+            let nosec = bindings::S_NOSEC;
+            (*dst).i_flags = ((*dst).i_flags & !nosec) | ((*src).i_flags & nosec);
             bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
             (*dst).i_blocks = (*src).i_blocks;
             (*dst).i_atime_sec = (*src).i_atime_sec;
