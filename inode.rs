@@ -24,11 +24,16 @@ use kernel::{
     prelude::*,
 };
 
-/// The shiftfs inode of `sb` for `real`: the one that lives, or a new one
-/// showing `real`'s attributes, owner and group shifted.
+/// The shiftfs inode of `sb` for `real`, showing `real`'s attributes,
+/// owner and group shifted: the one that lives (shown again: a hard link
+/// changed its link count, or the real inode changed while no dentry
+/// stood on it), or a new one.
 pub(crate) fn get(sb: &SuperBlock<Shiftfs>, real: &Inode<Real>) -> Result<ARef<Inode<Shiftfs>>> {
     match sb.stacked_inode(real)? {
-        Stacked::Cached(inode) => Ok(inode),
+        Stacked::Cached(inode) => {
+            refresh(&inode);
+            Ok(inode)
+        }
         Stacked::New(new) => {
             let (uid, gid) = Shift::of(sb).owner_up(real);
             new.inode().set_attrs(real, uid, gid);

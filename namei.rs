@@ -73,8 +73,6 @@ fn make_entry(
         None => entry.dentry().drop_from_cache(),
         Some(ri) => {
             let inode = inode::get(entry.dir().super_block(), ri)?;
-            // A hard link's inode was known already: its link count changed.
-            inode::refresh(&inode);
             entry.instantiate(inode)?;
         }
     }
