@@ -172,8 +172,14 @@ impl<T: FileSystem> Inode<T> {
         // SAFETY: as for `set_attrs`; `i_size` goes through the kernel's
         // accessors, which make it consistent on every architecture.
         unsafe {
-            let nosec = bindings::S_NOSEC;
-            (*dst).i_flags = ((*dst).i_flags & !nosec) | ((*src).i_flags & nosec);
+            // Written only when it differs: I/O, reads above all, leaves
+            // the flags' word (and its cache line) alone, and only that
+            // one write can put a racing refresh's other flags back as
+            // they were (the next refresh shows them again).
+            let nosec = (*src).i_flags & bindings::S_NOSEC;
+            if (*dst).i_flags & bindings::S_NOSEC != nosec {
+                (*dst).i_flags = ((*dst).i_flags & !bindings::S_NOSEC) | nosec;
+            }
             bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
             (*dst).i_blocks = (*src).i_blocks;
             (*dst).i_atime_sec = (*src).i_atime_sec;
