@@ -212,7 +212,7 @@ fn log(msg: &str) {
 fn populate(l: &Lower, a: &Args, tar: &[tarball::Entry]) -> Result<(), String> {
     let ctx = |what: &str, e: Errno| format!("{}: {what}: {e}", l.fs);
     let img = l.image();
-    for d in ["many", "src", "work"] {
+    for d in ["many", "acl", "src", "work"] {
         std::fs::create_dir_all(img.join(d)).map_err(|e| format!("mkdir: {e}"))?;
     }
     let root = sys::open_path(&img, libc::O_RDONLY | libc::O_DIRECTORY, 0)
@@ -227,7 +227,15 @@ fn populate(l: &Lower, a: &Args, tar: &[tarball::Entry]) -> Result<(), String> {
         )
         .map_err(|e| ctx("create many/", e))?;
         sys::write_all(&fd, &data).map_err(|e| ctx("write many/", e))?;
+        sys::linkat(root.as_raw_fd(), &work::many_name(i), &work::acl_name(i))
+            .map_err(|e| ctx("link acl/", e))?;
     }
+    sys::setxattr(
+        &img.join("acl"),
+        c"system.posix_acl_access",
+        &work::acl_value(),
+    )
+    .map_err(|e| ctx("set ACL of acl/", e))?;
     let fd = sys::openat(
         root.as_raw_fd(),
         c"big",

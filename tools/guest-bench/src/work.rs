@@ -31,6 +31,7 @@ pub enum W {
     StatCold,
     StatWarm,
     StatOther,
+    StatAcl,
     OpenRead,
     Readdir,
     Walk,
@@ -45,10 +46,11 @@ pub enum W {
 
 /// The order of a round: the one workload that drops caches first, then
 /// reads of a warm cache, then writes, then the third-party programs.
-pub const ALL: [W; 13] = [
+pub const ALL: [W; 14] = [
     W::StatCold,
     W::StatWarm,
     W::StatOther,
+    W::StatAcl,
     W::OpenRead,
     W::Readdir,
     W::Walk,
@@ -81,6 +83,29 @@ fn fio_mib(s: &Sizes) -> usize {
 /// The container's user that runs [`W::StatOther`].
 const OTHER_ID: u32 = 1000;
 
+/// The access ACL of `acl/` (`system.posix_acl_access`): user::rwx,
+/// user [`OTHER_ID`] and user 100000 + [`OTHER_ID`] r-x, group::r-x,
+/// mask::r-x, other::---. The first entry names [`OTHER_ID`] of the
+/// container as the shifting kinds show it (on-disk id = container id),
+/// the second as `raw` shows it (the container's id on the host).
+pub fn acl_value() -> Vec<u8> {
+    let entries: [(u16, u16, u32); 6] = [
+        (0x01, 7, u32::MAX),
+        (0x02, 5, OTHER_ID),
+        (0x02, 5, 100_000 + OTHER_ID),
+        (0x04, 5, u32::MAX),
+        (0x10, 5, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ];
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
 /// How long each dbench run lasts.
 const DBENCH_SECS: u32 = 5;
 
@@ -90,6 +115,7 @@ impl W {
             W::StatCold => "stat-cold",
             W::StatWarm => "stat",
             W::StatOther => "stat-other",
+            W::StatAcl => "stat-acl",
             W::OpenRead => "open-read",
             W::Readdir => "readdir",
             W::Walk => "walk",
@@ -130,6 +156,13 @@ impl W {
             W::StatOther => vec![r(
                 "stat, warm, not owner",
                 format!("{} files, as container uid {OTHER_ID}", s.files),
+            )],
+            W::StatAcl => vec![r(
+                "stat, warm, not owner, ACL",
+                format!(
+                    "{} files in a directory whose ACL lets uid {OTHER_ID} in",
+                    s.files
+                ),
             )],
             W::OpenRead => vec![r(
                 "open+read+close",
@@ -204,6 +237,7 @@ pub struct Ctx {
     pub sizes: Sizes,
     pub tar: Vec<tarball::Entry>,
     many: Vec<CString>,
+    acl: Vec<CString>,
     creates: Vec<CString>,
     offsets: Vec<u64>,
     buf: Vec<u8>,
@@ -243,6 +277,11 @@ pub fn many_name(i: usize) -> CString {
     sys::cstr(&format!("many/f{i:06}"))
 }
 
+/// File `i` of `many/` as linked from `acl/` (see [`W::StatAcl`]).
+pub fn acl_name(i: usize) -> CString {
+    sys::cstr(&format!("acl/f{i:06}"))
+}
+
 /// The first 1/div of `n` items (at least one).
 fn part(n: usize, div: usize) -> usize {
     (n / div.max(1)).max(1).min(n)
@@ -256,6 +295,7 @@ impl Ctx {
 
     pub fn new(sizes: Sizes, tar: Vec<tarball::Entry>) -> Self {
         let many = (0..sizes.files).map(many_name).collect();
+        let acl = (0..sizes.files).map(acl_name).collect();
         let creates = (0..sizes.creates)
             .map(|i| sys::cstr(&format!("c{i:06}")))
             .collect();
@@ -274,6 +314,7 @@ impl Ctx {
             sizes,
             tar,
             many,
+            acl,
             creates,
             offsets,
             buf: vec![0; 1 << 20],
@@ -286,6 +327,7 @@ impl Ctx {
     pub fn prime(&mut self, root: &OwnedFd) -> Result<(), Fail> {
         self.stat(root)?;
         self.stat_other(root)?;
+        self.stat_acl(root)?;
         self.open_read(root)?;
         self.readdir(root)?;
         self.walk(root)?;
@@ -310,6 +352,7 @@ impl Ctx {
             }
             W::StatWarm => vec![self.stat(root)],
             W::StatOther => vec![self.stat_other(root)],
+            W::StatAcl => vec![self.stat_acl(root)],
             W::OpenRead => vec![self.open_read(root)],
             W::Readdir => vec![self.readdir(root)],
             W::Walk => vec![self.walk(root)],
@@ -425,9 +468,13 @@ impl Ctx {
     }
 
     fn stat(&self, root: &OwnedFd) -> Sample {
-        let k = part(self.many.len(), self.div);
+        self.stat_names(root, &self.many)
+    }
+
+    fn stat_names(&self, root: &OwnedFd, names: &[CString]) -> Sample {
+        let k = part(names.len(), self.div);
         let t = Instant::now();
-        for n in &self.many[..k] {
+        for n in &names[..k] {
             sys::fstatat(root.as_raw_fd(), n, libc::AT_SYMLINK_NOFOLLOW).op("stat")?;
         }
         Ok(self.scaled(t))
@@ -441,6 +488,14 @@ impl Ctx {
     fn stat_other(&self, root: &OwnedFd) -> Sample {
         let _other = sys::FsIds::enter(OTHER_ID).op("setfsuid")?;
         self.stat(root)
+    }
+
+    /// [`Ctx::stat_other`] of the same files through `acl/`, a directory
+    /// whose access ACL is what lets the user in (its other bits do not):
+    /// the walk checks the ACL at every file.
+    fn stat_acl(&self, root: &OwnedFd) -> Sample {
+        let _other = sys::FsIds::enter(OTHER_ID).op("setfsuid")?;
+        self.stat_names(root, &self.acl)
     }
 
     fn open_read(&mut self, root: &OwnedFd) -> Sample {

@@ -105,6 +105,29 @@ pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> Sys<()> {
     check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(|_| ())
 }
 
+/// linkat(2) within one directory tree: `new` becomes a hard link to `old`.
+pub fn linkat(dir: RawFd, old: &CStr, new: &CStr) -> Sys<()> {
+    // SAFETY: both strings are NUL-terminated.
+    check(unsafe { libc::linkat(dir, old.as_ptr(), dir, new.as_ptr(), 0) }).map(|_| ())
+}
+
+/// setxattr(2) of `name` on `p` (following a symlink), created or replaced.
+pub fn setxattr(p: &Path, name: &CStr, value: &[u8]) -> Sys<()> {
+    let c = cpath(p);
+    // SAFETY: `c` and `name` are NUL-terminated; `value` is readable for
+    // its length.
+    check(unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
 /// lchown(2): the owner of `p` itself, not of what a symlink points to.
 pub fn chown(p: &Path, uid: u32, gid: u32) -> Sys<()> {
     let c = cpath(p);

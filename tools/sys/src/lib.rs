@@ -20,8 +20,8 @@ mod userns;
 
 pub use errno::{Errno, Sys};
 pub use fs::{
-    chown, close, cpath, cstr, fstatat, mkdirat, open_dir, open_path, openat, pread, read,
-    read_dir, symlinkat, umask, unlinkat, write_all, CWD,
+    chown, close, cpath, cstr, fstatat, linkat, mkdirat, open_dir, open_path, openat, pread, read,
+    read_dir, setxattr, symlinkat, umask, unlinkat, write_all, CWD,
 };
 pub use fscontext::FsContext;
 pub use kmsg::{kernel_log_matching, KernelLogTail};

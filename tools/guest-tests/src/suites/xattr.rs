@@ -473,8 +473,9 @@ fn stat_as_user_1000(path: &Path) -> Result<(), Errno> {
 
 /// A walk by a user who does not own a directory asks for its ACL. Once
 /// walks have cached the directory (an RCU walk asks the real
-/// filesystem's ACL cache), an ACL set or removed below, and a mode
-/// changed below, decide the next walk through the shifting mount.
+/// filesystem's ACL cache, and finds the ACL a walk with references
+/// shifted), an ACL set, replaced or removed below, and a mode changed
+/// below, decide the next walk through the shifting mount.
 fn acl_changes_below_reach_cached_walks(env: &Env) -> Outcome {
     let tree = tree(env);
     let (r, t) = (tree.real.join("walkacl"), tree.target.join("walkacl"));
@@ -531,6 +532,24 @@ fn acl_changes_below_reach_cached_walks(env: &Env) -> Outcome {
                 Ok(()),
                 format!("{round} walk after an ACL granting user 1000 was set below")
             );
+        }
+        // One ACL replaced by another below, while walks keep the first
+        // one shifted: the next walk goes by the new one, both ways.
+        for (acl, want, what) in [
+            (&deny, Err(Errno::ACCESS), "denying"),
+            (&grant, Ok(()), "granting"),
+            (&deny, Err(Errno::ACCESS), "denying"),
+        ] {
+            rfs::setxattr(&r, ACL_ACCESS, acl, XattrFlags::empty()).ctx("host replaces ACL")?;
+            for round in ["first", "cached"] {
+                ensure_eq!(
+                    stat_as_user_1000(&f),
+                    want,
+                    format!(
+                        "{round} walk after the ACL below was replaced by one {what} user 1000"
+                    )
+                );
+            }
         }
         Ok(())
     })();
