@@ -13,6 +13,7 @@ use crate::{
     },
     param_table,
     vfs::{
+        acl::DerivedAcls,
         cred::{Capability, Credential},
         dentry::Dentry,
         fs_context::{self, FsContext, Parameter},
@@ -197,6 +198,9 @@ pub(crate) struct Instance {
     /// The mark's restriction (a shifting mount keeps its mark's, for
     /// marks made in it).
     allow: Option<Arc<Allow>>,
+    /// Real access ACLs shifted for permission checks, for RCU walks
+    /// (xattr.rs).
+    pub(crate) shifted_acls: DerivedAcls,
 }
 
 impl Instance {
@@ -220,6 +224,7 @@ impl Instance {
                 allowed,
                 real_readonly,
                 allow,
+                shifted_acls: DerivedAcls::new(),
             }),
             GFP_KERNEL,
         )

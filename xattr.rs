@@ -33,7 +33,7 @@ use crate::{
 };
 use core::ffi::CStr;
 use kernel::{
-    error::code::{EINVAL, ENOENT, ERANGE},
+    error::code::{ECHILD, EINVAL, ENOENT, ERANGE},
     prelude::*,
 };
 
@@ -162,24 +162,51 @@ impl XattrOperations for Shiftfs {
         acl.map(|acl| acl_up(&acl, &Shift::of(sb))).transpose()
     }
 
-    /// The real inode's ACL for permission checks, shifted up.
+    /// The real inode's ACL for permission checks, shifted up. An access
+    /// ACL is kept shifted for RCU walks (below).
     fn get_inode_acl(inode: &Inode<Self>, ty: AclType) -> Result<Option<ARef<PosixAcl>>> {
         let sb = inode.super_block();
-        let acl = {
+        let real = {
             let _creds = cred::enter(sb)?;
             inode.real().get_inode_acl(ty)?
         };
-        acl.map(|acl| acl_up_for_permission(&acl, &Shift::of(sb)))
-            .transpose()
+        let Some(real) = real else {
+            return Ok(None);
+        };
+        // Only access ACLs are checked in walks.
+        let kept = (ty == AclType::Access).then(|| &sb.info().shifted_acls);
+        if let Some(acl) = kept.and_then(|kept| kept.get(&real)) {
+            return Ok(Some(acl));
+        }
+        let acl = acl_up_for_permission(&real, &Shift::of(sb))?;
+        if let Some(kept) = kept {
+            kept.insert(real, acl.clone());
+        }
+        Ok(Some(acl))
     }
 
-    /// In an RCU walk, no ACL where the real filesystem has none cached
-    /// for the real inode: entries would need shifting, which allocates,
-    /// so any ACL is left to a walk with references. A change below shows
-    /// at once: the real filesystem updates its cache as it sets or
-    /// removes an ACL.
-    fn has_no_inode_acl_rcu(inode: Rcu<'_, Inode<Self>>, ty: AclType) -> bool {
-        inode.real().is_some_and(|real| real.has_no_cached_acl(ty))
+    /// In an RCU walk, the real filesystem's cached ACL as the walk with
+    /// references shifted it last; none where the real inode has none. A
+    /// change below shows at once: the real filesystem caches a new ACL
+    /// object as it sets one (or none as it removes it), and a new object
+    /// is not found until a walk with references has shifted it. Shifting
+    /// allocates, which an RCU walk cannot.
+    fn get_inode_acl_rcu<'a>(
+        inode: Rcu<'a, Inode<Self>>,
+        ty: AclType,
+    ) -> Result<Option<Rcu<'a, PosixAcl>>> {
+        let real = inode.real().ok_or(ECHILD)?;
+        match real.cached_acl(ty).ok_or(ECHILD)? {
+            None => Ok(None),
+            Some(acl) if ty == AclType::Access => inode
+                .super_block()
+                .info()
+                .shifted_acls
+                .get_rcu(acl)
+                .map(Some)
+                .ok_or(ECHILD),
+            Some(_) => Err(ECHILD),
+        }
     }
 
     /// The ACL with its named entries shifted down (EINVAL for an id the
@@ -404,7 +431,7 @@ mod tests {
     use crate::{
         kunit_expect, kunit_expect_eq, kunit_suite,
         vfs::{
-            acl::{AclEntry, ACL_GROUP, ACL_USER},
+            acl::{AclEntry, DerivedAcls, ACL_GROUP, ACL_USER},
             kunit::Test,
             user_ns::{Kgid, Kuid, TestUserNamespace, UserNamespace},
         },
@@ -755,6 +782,31 @@ mod tests {
         kunit_expect!(t, other.entry(1).id == AclId::User(Kuid(1000)));
     }
 
+    /// The ACLs kept for RCU walks are found by the real ACL object, not
+    /// by its entries: a new ACL below (a new object) is never answered
+    /// with the one shifted from the ACL it replaced.
+    fn shifted_acls_are_found_by_the_real_acl_object(t: &mut Test) {
+        with_container_shift(|s| {
+            let kept = DerivedAcls::new();
+            let (real, same_entries) = (real_acl(), real_acl());
+            kunit_expect!(t, kept.get(&real).is_none());
+            let up = acl_up_for_permission(&real, s).expect("acl_up");
+            kept.insert(real.clone(), up.clone());
+            let found = kept.get(&real);
+            kunit_expect!(t, found.is_some_and(|f| core::ptr::eq(&*f, &*up)));
+            kunit_expect!(t, kept.get(&same_entries).is_none());
+            // Replaced: the slot now answers for the new object only.
+            let up2 = acl_up_for_permission(&same_entries, s).expect("acl_up");
+            kept.insert(same_entries.clone(), up2.clone());
+            let found = kept.get(&same_entries);
+            kunit_expect!(t, found.is_some_and(|f| core::ptr::eq(&*f, &*up2)));
+            // The first pair may share the slot (then it is gone) or not.
+            if let Some(first) = kept.get(&real) {
+                kunit_expect!(t, core::ptr::eq(&*first, &*up));
+            }
+        });
+    }
+
     /// A `system.posix_acl_*` value from (tag, perm, id) entries, in an
     /// allocation of exactly its size (KASAN catches a read past it).
     fn acl_value(version: u32, entries: &[(u16, u16, u32)], extra: &[u8]) -> KVec<u8> {
@@ -912,6 +964,7 @@ mod tests {
             empty_acl_stays_empty,
             acl_round_trip_through_the_container,
             acl_reference_counting,
+            shifted_acls_are_found_by_the_real_acl_object,
         ]
     );
 

@@ -10,8 +10,11 @@ use super::{
     bindings,
     user_ns::{Kgid, Kuid},
 };
-use super::{ARef, AlwaysRefCounted};
-use core::ptr::NonNull;
+use super::{ARef, AlwaysRefCounted, Rcu};
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 use kernel::{prelude::*, types::Opaque};
 
 /// `ACL_USER`: an entry naming a user.
@@ -40,6 +43,13 @@ pub(crate) struct AclEntry {
 /// `get_inode_acl` every time instead of caching.
 pub(super) fn dont_cache() -> *mut bindings::posix_acl {
     usize::MAX.wrapping_sub(2) as *mut bindings::posix_acl
+}
+
+/// Whether `acl` is one of the markers `i_acl` holds for an ACL not cached
+/// (`is_uncached_acl()`: `ACL_NOT_CACHED`, `ACL_DONT_CACHE`, or the
+/// marker of a task reading the ACL; all odd addresses).
+pub(super) fn is_uncached(acl: *mut bindings::posix_acl) -> bool {
+    (acl as usize) & 1 != 0
 }
 
 /// A reference-counted POSIX ACL.
@@ -230,4 +240,140 @@ impl PosixAcl {
         unsafe { bindings::kfree(buf.as_ptr().cast()) };
         Ok(copy?)
     }
+}
+
+/// How many derived ACLs a [`DerivedAcls`] keeps.
+const DERIVED_SLOTS: usize = 64;
+
+/// A real ACL and the ACL derived from it, as a [`DerivedAcls`] slot keeps
+/// them.
+#[repr(C)]
+struct Derived {
+    /// For `call_rcu()`: RCU walks may still read a pair that left its slot.
+    head: bindings::callback_head,
+    from: ARef<PosixAcl>,
+    acl: ARef<PosixAcl>,
+}
+
+/// ACLs a stacked filesystem derived from real ones (the real ACL with its
+/// ids shifted), kept so that RCU walks, which cannot allocate, find them.
+///
+/// A slot is looked up by the real ACL object itself. That identifies the
+/// real ACL exactly: ACLs do not change once published (a change below
+/// publishes a new one), and the slot holds a reference to the real ACL,
+/// so no later ACL can be at the same address while the pair is kept, nor
+/// until the RCU walks that may have seen the pair have ended.
+///
+/// # Invariants
+///
+/// Each slot is NULL or a `Derived` from [`KBox::into_raw`] that it owns.
+/// A pair that leaves its slot is freed after an RCU grace period.
+pub(crate) struct DerivedAcls {
+    slots: [AtomicPtr<Derived>; DERIVED_SLOTS],
+}
+
+impl DerivedAcls {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: [const { AtomicPtr::new(core::ptr::null_mut()) }; DERIVED_SLOTS],
+        }
+    }
+
+    /// The slot for the real ACL at `from` (a multiplicative hash of the
+    /// address; ACLs are at least 16 bytes apart).
+    fn slot(&self, from: *const bindings::posix_acl) -> &AtomicPtr<Derived> {
+        let h = ((from as usize as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.slots[(h >> (u64::BITS - DERIVED_SLOTS.trailing_zeros())) as usize]
+    }
+
+    /// The ACL derived from `from`, if it is kept.
+    pub(crate) fn get(&self, from: &PosixAcl) -> Option<ARef<PosixAcl>> {
+        let slot = self.slot(from.as_raw());
+        // SAFETY: a thin wrapper; unlocked below.
+        unsafe { bindings::shiftfs_rcu_read_lock() };
+        let p = slot.load(Ordering::Acquire);
+        // SAFETY: per the type's invariants `p` is NULL or a pair freed no
+        // earlier than a grace period after it left the slot, and we are in
+        // an RCU read-side section that began before; it holds its ACLs.
+        let acl = unsafe { p.as_ref() }
+            .filter(|d| core::ptr::eq(d.from.as_raw(), from.as_raw()))
+            .map(|d| d.acl.clone());
+        // SAFETY: locked above.
+        unsafe { bindings::shiftfs_rcu_read_unlock() };
+        acl
+    }
+
+    /// In an RCU walk: the ACL derived from `from`, if it is kept,
+    /// readable for the walk.
+    pub(crate) fn get_rcu<'a>(&self, from: Rcu<'a, PosixAcl>) -> Option<Rcu<'a, PosixAcl>> {
+        let p = self.slot(from.0.as_raw()).load(Ordering::Acquire);
+        // SAFETY: in an RCU walk (the `Rcu` invariant, for `'a`), a pair
+        // seen in its slot is freed no earlier than a grace period later.
+        let d = unsafe { p.as_ref() }?;
+        // The pair holds its ACLs, and ACLs are freed after a grace period
+        // too (`posix_acl_release()`): readable for the walk.
+        core::ptr::eq(d.from.as_raw(), from.0.as_raw())
+            // SAFETY: as above; the reference does not outlive the walk.
+            .then(|| Rcu(unsafe { &*d.acl.as_raw().cast::<PosixAcl>() }))
+    }
+
+    /// Keeps `acl`, derived from `from`, in place of whatever its slot
+    /// held; without memory for it, keeps nothing (walks then ask again).
+    pub(crate) fn insert(&self, from: ARef<PosixAcl>, acl: ARef<PosixAcl>) {
+        let slot = self.slot(from.as_raw());
+        let pair = Derived {
+            head: bindings::callback_head {
+                next: core::ptr::null_mut(),
+                func: None,
+            },
+            from,
+            acl,
+        };
+        let Ok(pair) = KBox::new(pair, GFP_KERNEL) else {
+            return;
+        };
+        // Release: a walk that sees the pair sees it whole.
+        let old = slot.swap(KBox::into_raw(pair), Ordering::AcqRel);
+        // SAFETY: `old` left its slot just now.
+        unsafe { free_after_grace_period(old) };
+    }
+}
+
+impl Drop for DerivedAcls {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            let old = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
+            // SAFETY: `old` left its slot just now.
+            unsafe { free_after_grace_period(old) };
+        }
+    }
+}
+
+/// Frees `pair` (if not NULL) once the RCU walks that may have seen it
+/// have ended.
+///
+/// # Safety
+///
+/// `pair` must be NULL or a pair a [`DerivedAcls`] slot owned, just taken
+/// out of it.
+unsafe fn free_after_grace_period(pair: *mut Derived) {
+    if pair.is_null() {
+        return;
+    }
+    // SAFETY: `pair` is ours now and `head` is its first field; the
+    // callback frees it, and module unload waits for pending callbacks
+    // (`rcu_barrier()` in `Registration::drop`).
+    unsafe { bindings::call_rcu(&raw mut (*pair).head, Some(free_derived)) };
+}
+
+/// `call_rcu()` callback of [`free_after_grace_period`].
+///
+/// # Safety
+///
+/// `head` must be the `head` of a pair given to `call_rcu` by
+/// [`free_after_grace_period`].
+unsafe extern "C" fn free_derived(head: *mut bindings::callback_head) {
+    // SAFETY: `head` is the first field of a `repr(C)` pair from
+    // `KBox::into_raw`, now unreachable; dropping it releases its ACLs.
+    drop(unsafe { KBox::from_raw(head.cast::<Derived>()) });
 }

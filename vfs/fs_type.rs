@@ -148,5 +148,8 @@ impl<T: FileSystem> Drop for Registration<T> {
         // place a registration is dropped) cannot happen while a superblock
         // of this type holds a module reference.
         unsafe { bindings::unregister_filesystem(self.ty.0.get()) };
+        // The module's RCU callbacks (vfs/acl.rs) run before its code goes.
+        // SAFETY: may sleep, as module unload may.
+        unsafe { bindings::rcu_barrier() };
     }
 }

@@ -163,6 +163,16 @@ void shiftfs_posix_acl_release(struct posix_acl *acl)
 	posix_acl_release(acl);
 }
 
+void shiftfs_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void shiftfs_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
 #ifdef SHIFTFS_KUNIT
 void shiftfs_kunit_set_failure(struct kunit *test)
 {

@@ -51,6 +51,8 @@ unsigned int shiftfs_iocb_flags(struct file *file);
 bool shiftfs_d_is_dir(const struct dentry *dentry);
 struct posix_acl *shiftfs_posix_acl_dup(struct posix_acl *acl);
 void shiftfs_posix_acl_release(struct posix_acl *acl);
+void shiftfs_rcu_read_lock(void);
+void shiftfs_rcu_read_unlock(void);
 
 #ifdef SHIFTFS_KUNIT
 #include <kunit/test.h>

@@ -104,12 +104,15 @@ pub(crate) trait XattrOperations: Sized {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// `get_inode_acl` in an RCU walk, which can take no reference: whether
-    /// the inode is known to have no ACL of type `ty` (the permission check
-    /// goes on by the mode bits). `false` sends the walk back to take
-    /// references (`ECHILD`), where [`Self::get_inode_acl`] answers.
-    fn has_no_inode_acl_rcu(_inode: Rcu<'_, Inode<Self>>, _ty: AclType) -> bool {
-        false
+    /// `get_inode_acl` in an RCU walk, which can take no reference: the
+    /// ACL (readable for the walk) or `None` for none, by which the
+    /// permission check goes on. `ECHILD` sends the walk back to take
+    /// references, where [`Self::get_inode_acl`] answers.
+    fn get_inode_acl_rcu<'a>(
+        _inode: Rcu<'a, Inode<Self>>,
+        _ty: AclType,
+    ) -> Result<Option<Rcu<'a, PosixAcl>>> {
+        Err(ECHILD)
     }
 
     /// `set_acl`: `acl`, or removal with `None`; the VFS holds the inode's
@@ -321,9 +324,11 @@ unsafe extern "C" fn get_inode_acl<T: FileSystem>(
     if rcu {
         // SAFETY: per the contract, an RCU walk with this inode.
         let inode = unsafe { Rcu::<Inode<T>>::from_raw(inode) };
-        return match AclType::from_raw(ty) {
-            Ok(ty) if T::has_no_inode_acl_rcu(inode, ty) => core::ptr::null_mut(),
-            _ => ECHILD.to_ptr(),
+        return match AclType::from_raw(ty).and_then(|ty| T::get_inode_acl_rcu(inode, ty)) {
+            Ok(None) => core::ptr::null_mut(),
+            // Not a reference: RCU walks take none (`check_acl()`).
+            Ok(Some(acl)) => acl.0.as_raw(),
+            Err(e) => e.to_ptr(),
         };
     }
     // SAFETY: per the contract, outside an RCU walk the VFS holds the inode.
@@ -478,16 +483,22 @@ impl Inode<Real> {
     }
 }
 
-impl Rcu<'_, Inode<Real>> {
-    /// Whether the real filesystem has this inode cached as having no ACL
-    /// of type `ty` (`get_cached_acl_rcu()` is NULL): the answer its own
-    /// RCU permission checks go by. Not if its ACL is not cached (the next
-    /// walk with references caches it) or it has one.
-    pub(crate) fn has_no_cached_acl(self, ty: AclType) -> bool {
+impl<'a> Rcu<'a, Inode<Real>> {
+    /// The real filesystem's cached ACL of type `ty` for this inode
+    /// (`get_cached_acl_rcu()`), the one its own RCU permission checks go
+    /// by: `Some(None)` for none, `None` if it is not cached (the next walk
+    /// with references caches it).
+    pub(crate) fn cached_acl(self, ty: AclType) -> Option<Option<Rcu<'a, PosixAcl>>> {
         // SAFETY: in an RCU walk (the `Rcu` invariant) the inode is
         // readable and `rcu_read_lock()` is held, which is all
         // `get_cached_acl_rcu()` needs; a stacked filesystem's own
         // `get_inode_acl` it may call is told the walk is RCU.
-        unsafe { bindings::get_cached_acl_rcu(self.0.as_raw(), ty.as_raw()) }.is_null()
+        let acl = unsafe { bindings::get_cached_acl_rcu(self.0.as_raw(), ty.as_raw()) };
+        if super::acl::is_uncached(acl) {
+            return None;
+        }
+        // SAFETY: a cached ACL is freed after a grace period
+        // (`posix_acl_release()`), so it is readable for the walk.
+        Some(unsafe { PosixAcl::from_raw(acl) }.map(Rcu))
     }
 }
