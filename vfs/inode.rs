@@ -548,25 +548,32 @@ pub(crate) trait InodeOperations: Sized {
     }
 }
 
-/// `iget5_locked` test: is `inode` the stacked inode of real inode `data`?
+/// `iget5_locked_rcu` test: is `inode` the stacked inode of real inode
+/// `data`? The lookup holds no lock, so `inode` may be being evicted:
+/// `evict` clears `i_private`, and the VFS then waits for the inode to go
+/// and looks again.
 ///
 /// # Safety
 ///
-/// Called by `iget5_locked` with a live inode of a stacked superblock.
+/// Called by `iget5_locked_rcu` with an inode of a stacked superblock,
+/// readable (an RCU read-side section; inodes are freed after a grace
+/// period).
 unsafe extern "C" fn stacked_test(inode: *mut bindings::inode, data: *mut c_void) -> c_int {
-    // SAFETY: per the contract `inode` is live; `i_private` was set by
-    // `stacked_set` and never changes.
-    c_int::from(unsafe { (*inode).i_private } == data)
+    // SAFETY: per the contract `inode` is readable; `i_private` is set by
+    // `stacked_set` before the inode is hashed and cleared by `evict`
+    // (WRITE_ONCE there, READ_ONCE here).
+    c_int::from(unsafe { core::ptr::read_volatile(&raw const (*inode).i_private) } == data)
 }
 
-/// `iget5_locked` set: make the new `inode` stand on real inode `data`.
+/// `iget5_locked_rcu` set: make the new `inode` stand on real inode
+/// `data`.
 ///
 /// # Safety
 ///
-/// Called by `iget5_locked` with a new inode and the `data` given to it,
-/// a live real inode.
+/// Called by `iget5_locked_rcu` with a new inode and the `data` given to
+/// it, a live real inode.
 unsafe extern "C" fn stacked_set(inode: *mut bindings::inode, data: *mut c_void) -> c_int {
-    // SAFETY: `data` is the live real inode passed to `iget5_locked`; the
+    // SAFETY: `data` is the live real inode passed to `iget5_locked_rcu`; the
     // reference taken here is dropped by `evict`.
     unsafe {
         bindings::ihold(data.cast());
@@ -600,18 +607,20 @@ pub(crate) enum Stacked<T: FileSystem> {
 
 impl<T: FileSystem> SuperBlock<T> {
     /// The stacked inode of this superblock for `real`: the one that lives
-    /// for it, or a new one standing on it (`iget5_locked()` keyed by the
-    /// real inode), so that there is one stacked inode per real inode.
+    /// for it, or a new one standing on it (`iget5_locked_rcu()` keyed by
+    /// the real inode), so that there is one stacked inode per real inode.
+    /// The lookup takes no lock (`iget5_locked()` takes the global inode
+    /// hash lock for it, then again to insert a new inode).
     pub(crate) fn stacked_inode(&self, real: &Inode<Real>) -> Result<Stacked<T>> {
         let key = real.as_raw();
         // The hash value is the real inode's address: `unsigned long` before
         // 7.x, `u64` since.
         #[allow(clippy::as_underscore)]
         let hash = key as usize as _;
-        // SAFETY: `self` is live; the callbacks match `iget5_locked`'s
+        // SAFETY: `self` is live; the callbacks match `iget5_locked_rcu`'s
         // contract and `key` is a live inode for the duration of the call.
         let raw = unsafe {
-            bindings::iget5_locked(
+            bindings::iget5_locked_rcu(
                 self.as_raw(),
                 hash,
                 Some(stacked_test),
@@ -620,12 +629,12 @@ impl<T: FileSystem> SuperBlock<T> {
             )
         };
         let raw = NonNull::new(raw).ok_or(ENOMEM)?;
-        // SAFETY: `I_NEW` is read as `iget5_locked` returned the inode; it
+        // SAFETY: `I_NEW` is read as `iget5_locked_rcu` returned the inode; it
         // is cleared only by `NewInode::publish` (or on its drop).
         if unsafe { is_new(raw.as_ptr()) } {
             return Ok(Stacked::New(NewInode(raw.cast())));
         }
-        // SAFETY: `iget5_locked` returned a referenced inode of this
+        // SAFETY: `iget5_locked_rcu` returned a referenced inode of this
         // superblock standing on `real` (set by `stacked_set`), now ours.
         Ok(Stacked::Cached(unsafe { ARef::from_raw(raw.cast()) }))
     }
