@@ -11,9 +11,9 @@
 //! - [`enter_to_write`]: every change (namespace operations, setattr,
 //!   xattrs and ACLs, file attributes), with write access to the real
 //!   mount;
-//! - [`creds`]: opening real files and directories, which keep them for
-//!   their lifetime (I/O through the backing-file helpers then runs with
-//!   them);
+//! - [`made`]: opening real files and directories, which take references
+//!   of their own and keep them for their lifetime (I/O through the
+//!   backing-file helpers then runs with them);
 //! - [`enter_as_opener`]: what runs on an open real file (fsync,
 //!   fallocate, fadvise, copy and remap), with the credentials it was
 //!   opened with.
@@ -68,7 +68,9 @@ pub(crate) enum Made<'a> {
 }
 
 impl<'a> Made<'a> {
-    fn as_cred(&self) -> &Credential {
+    /// Borrowed, for a call that takes references of its own if it keeps
+    /// them (opening a real file).
+    pub(crate) fn as_cred(&self) -> &Credential {
         match self {
             Made::Kept(c) => c,
             Made::ForCall(c) => c,
@@ -182,7 +184,7 @@ fn shifted_fsids(sb: &SuperBlock<Shiftfs>, (fsuid, fsgid): (Kuid, Kgid)) -> Resu
 
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task.
-fn made(sb: &SuperBlock<Shiftfs>) -> Result<Made<'_>> {
+pub(crate) fn made(sb: &SuperBlock<Shiftfs>) -> Result<Made<'_>> {
     let key = current_fsids();
     sb.info().creds.get(key, || shifted_fsids(sb, key))
 }

@@ -188,9 +188,11 @@ impl FileOperations for Shiftfs {
         if real.inode().is_none() {
             return Err(ENOENT);
         }
-        let creds = cred::creds(sb)?;
-        let _as = creds.clone().override_current();
-        file.open_backing(sb.info().real.mount().path(real), &creds)
+        // Borrowed: the backing file takes its own reference.
+        let creds = cred::made(sb)?;
+        let cred = creds.as_cred();
+        let _as = cred.override_current();
+        file.open_backing(sb.info().real.mount().path(real), cred)
     }
 
     fn read_iter(iocb: &Kiocb<Self>, iter: &mut IovIter) -> Result<usize> {

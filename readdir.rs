@@ -23,13 +23,15 @@ use kernel::{ffi::c_long, prelude::*};
 impl DirOperations for Shiftfs {
     fn open(_inode: &Inode<Self>, file: &OpeningFile<'_, Self>) -> Result<ARef<File<Real>>> {
         let sb = file.dentry().super_block();
-        let creds = cred::creds(sb)?;
-        let _as = creds.clone().override_current();
+        // Borrowed: the real file takes its own reference.
+        let creds = cred::made(sb)?;
+        let cred = creds.as_cred();
+        let _as = cred.override_current();
         sb.info()
             .real
             .mount()
             .path(file.dentry().real())
-            .open(file.flags(), &creds)
+            .open(file.flags(), cred)
     }
 
     /// The real directory's entries, from the shiftfs file's position (the
