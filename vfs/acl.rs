@@ -211,7 +211,7 @@ impl PosixAcl {
         let n = unsafe {
             bindings::posix_acl_to_xattr(ns.as_raw(), self.0.get(), out.as_mut_ptr().cast(), size)
         };
-        kernel::error::to_result(n)?;
+        super::errno::to_result(n)?;
         Ok(out)
     }
 

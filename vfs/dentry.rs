@@ -6,6 +6,7 @@
 
 use super::{
     bindings,
+    errno::to_result,
     fs_type::FileSystem,
     inode::{nop_idmap, FileAttr, Iattr, Inode, MntIdmap},
     super_block::SuperBlock,
@@ -13,7 +14,6 @@ use super::{
 };
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 use kernel::{
-    error::to_result,
     ffi::{c_char, c_int, c_uint, c_ulong},
     prelude::*,
     types::Opaque,

@@ -6,12 +6,12 @@
 //! files.
 
 use super::{
-    bindings, cred::Credential, dentry::Dentry, fs_type::FileSystem, inode::Inode, path::PathRef,
-    ARef, Real,
+    bindings, cred::Credential, dentry::Dentry, errno::to_result, fs_type::FileSystem,
+    inode::Inode, path::PathRef, ARef, Real,
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
-    error::{code::ENOTTY, from_err_ptr, from_result, to_result},
+    error::{code::ENOTTY, from_err_ptr, from_result},
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
     prelude::*,
     types::Opaque,

@@ -3,11 +3,14 @@
 //! Mount requests through the new mount API (`struct fs_context`,
 //! fs_context.h): parameters, the fs_context log, `get_tree`.
 
-use super::{bindings, fs_type::FileSystem, super_block::SuperBlock, user_ns::UserNamespace};
+use super::{
+    bindings, errno::to_result, fs_type::FileSystem, super_block::SuperBlock,
+    user_ns::UserNamespace,
+};
 use core::ffi::CStr;
 use core::{ffi::c_void, fmt, marker::PhantomData, mem::MaybeUninit};
 use kernel::{
-    error::{code::EINVAL, from_result, to_result},
+    error::{code::EINVAL, from_result},
     ffi::{c_char, c_int},
     prelude::*,
     types::Opaque,

@@ -5,6 +5,7 @@
 use super::{
     bindings,
     dentry::{Dentry, DentryOperations},
+    errno::to_result,
     file::{DirOperations, FileOperations},
     fs_context,
     inode::InodeOperations,
@@ -14,7 +15,7 @@ use super::{
     xattr::XattrOperations,
 };
 use core::{ffi::CStr, marker::PhantomData};
-use kernel::{error::to_result, prelude::*, types::Opaque};
+use kernel::{prelude::*, types::Opaque};
 
 /// A stacked filesystem implemented in Rust: its type, its mount requests,
 /// its superblocks, and (through the supertraits, implemented in the files

@@ -7,6 +7,7 @@
 use super::{
     acl, bindings,
     dentry::{DelayedCall, Dentry, LinkTarget},
+    errno::to_result,
     fs_type::FileSystem,
     namei,
     super_block::SuperBlock,
@@ -15,7 +16,7 @@ use super::{
 };
 use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 use kernel::{
-    error::{code::ENOMEM, from_result, to_result},
+    error::{code::ENOMEM, from_result},
     ffi::{c_char, c_int, c_uint},
     prelude::*,
     types::Opaque,

@@ -8,6 +8,7 @@ use super::{
     bindings,
     cred::Credential,
     dentry::{Dentry, LookupFlags, NewDentry},
+    errno::to_result,
     file::File,
     fs_type::FileSystem,
     inode::{nop_idmap, Inode, Mode},
@@ -16,7 +17,7 @@ use super::{
 };
 use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
 use kernel::{
-    error::{from_err_ptr, from_result, to_result},
+    error::{from_err_ptr, from_result},
     ffi::{c_char, c_int, c_uint},
     prelude::*,
 };

@@ -6,18 +6,14 @@ use super::{
     bindings,
     cred::Credential,
     dentry::Dentry,
+    errno::to_result,
     file::{File, OpenFlags},
     inode::{nop_idmap, Inode, Kstat, MntIdmap},
     super_block::{Kstatfs, SuperBlock},
     ARef, Real,
 };
 use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
-use kernel::{
-    error::{from_err_ptr, to_result},
-    ffi::c_int,
-    prelude::*,
-    types::Opaque,
-};
+use kernel::{error::from_err_ptr, ffi::c_int, prelude::*, types::Opaque};
 
 /// A mounted filesystem (`struct vfsmount`).
 ///

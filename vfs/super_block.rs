@@ -6,6 +6,7 @@
 use super::{
     bindings,
     dentry::{self, Dentry},
+    errno::to_result,
     fs_type::FileSystem,
     inode::{self, Inode},
     user_ns::UserNamespace,
@@ -13,7 +14,7 @@ use super::{
 };
 use core::{ffi::c_void, fmt, marker::PhantomData};
 use kernel::{
-    error::{code::ENOMEM, from_result, to_result},
+    error::{code::ENOMEM, from_result},
     ffi::c_int,
     prelude::*,
     types::Opaque,

@@ -8,13 +8,14 @@ use super::{
     bindings,
     dentry::Dentry,
     errno::eopnotsupp,
+    errno::to_result,
     fs_type::FileSystem,
     inode::{nop_idmap, Inode, MntIdmap},
     ARef, Rcu, Real,
 };
 use core::{ffi::CStr, marker::PhantomData};
 use kernel::{
-    error::{from_err_ptr, from_result, to_result},
+    error::{from_err_ptr, from_result},
     ffi::{c_char, c_int, c_void},
     prelude::*,
 };
