@@ -7,7 +7,11 @@ use super::{
     user_ns::{Kgid, Kuid, UserNamespace},
     ARef, AlwaysRefCounted,
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
 
 /// A capability (`CAP_*`, capability.h).
@@ -83,16 +87,57 @@ unsafe impl AlwaysRefCounted for Credential {
     }
 }
 
+/// The calling task's subjective credentials pointer (`current->cred`).
+///
+/// # Invariants
+///
+/// Points at the `cred` field of the task that made it, which only that
+/// task writes, and which holds live credentials whenever the task runs.
+/// Not `Send` (a raw pointer): it stays with that task.
+struct CredSlot(NonNull<*const bindings::cred>);
+
+impl CredSlot {
+    fn current() -> Self {
+        // SAFETY: returns the address of the calling task's field, never
+        // NULL; the task outlives everything it runs.
+        Self(unsafe { NonNull::new_unchecked(bindings::shiftfs_current_cred_slot().cast()) })
+    }
+
+    /// The credentials in force.
+    fn get(&self) -> *const bindings::cred {
+        // SAFETY: per the invariants only this task writes the field, so a
+        // plain read sees its last write.
+        unsafe { *self.0.as_ptr() }
+    }
+
+    /// Puts `new` in force and returns what was: `override_creds()` and
+    /// `revert_creds()` as they are since 6.14, a pointer swap that takes
+    /// and drops no reference. (6.12's take one and drop one, two atomic
+    /// operations on a counter every task with the same ids shares, at
+    /// every component of a path walk.)
+    ///
+    /// # Safety
+    ///
+    /// `new` must stay live while it is in force, and swaps must be undone
+    /// in reverse order.
+    unsafe fn replace(&self, new: *const bindings::cred) -> *const bindings::cred {
+        let old = self.get();
+        // SAFETY: the field is a pointer-sized, aligned word; other tasks
+        // read it only atomically (under RCU), and the release store
+        // publishes `new` to them as `rcu_assign_pointer()` does.
+        unsafe { AtomicPtr::from_ptr(self.0.as_ptr().cast::<*mut bindings::cred>()) }
+            .store(new.cast_mut(), Ordering::Release);
+        old
+    }
+}
+
 /// The calling task's filesystem uid and gid (`current_fsuid()`,
 /// `current_fsgid()`).
 pub(crate) fn current_fsids() -> (Kuid, Kgid) {
-    // SAFETY: reads the calling task's own credentials.
-    unsafe {
-        (
-            Kuid(bindings::shiftfs_current_fsuid().val),
-            Kgid(bindings::shiftfs_current_fsgid().val),
-        )
-    }
+    let cred = CredSlot::current().get();
+    // SAFETY: the task's credentials in force are live, and published
+    // credentials do not change.
+    unsafe { (Kuid((*cred).fsuid.val), Kgid((*cred).fsgid.val)) }
 }
 
 /// Credentials the calling task runs with until the guard is dropped
@@ -103,26 +148,30 @@ pub(crate) struct Override<'a> {
     /// The credentials in force, kept alive for as long as they are: by
     /// this reference, or by their holder for `'a`.
     _cred: Option<ARef<Credential>>,
+    slot: CredSlot,
     old: *const bindings::cred,
     _borrowed: PhantomData<&'a Credential>,
 }
 
 impl Drop for Override<'_> {
     fn drop(&mut self) {
-        // SAFETY: `old` is what `override_creds` returned on this task, and
-        // overrides are undone in reverse order (guards drop in scope order).
-        unsafe { bindings::shiftfs_revert_creds(self.old) };
+        // SAFETY: `old` was in force before this override, on this task,
+        // and is live (the task's own, or kept by an outer guard); overrides
+        // are undone in reverse order (guards drop in scope order).
+        unsafe { self.slot.replace(self.old) };
     }
 }
 
 /// Overrides with `cred`, which the guard keeps live: by `keep` (a
 /// reference to `cred`), or by borrowing its holder for `'a`.
 fn override_with<'a>(cred: &'a Credential, keep: Option<ARef<Credential>>) -> Override<'a> {
-    // SAFETY: `cred` is live, and stays so while the guard lives (the
-    // kernel may take no reference of its own).
-    let old = unsafe { bindings::shiftfs_override_creds(cred.as_raw()) };
+    let slot = CredSlot::current();
+    // SAFETY: `cred` is live, and stays so while the guard lives, which
+    // undoes the override when dropped.
+    let old = unsafe { slot.replace(cred.as_raw()) };
     Override {
         _cred: keep,
+        slot,
         old,
         _borrowed: PhantomData,
     }

@@ -21,18 +21,13 @@ void shiftfs_put_cred(const struct cred *cred)
 }
 
 /*
- * Before 6.14, override_creds() took a reference of its own and
- * revert_creds() dropped it; since, neither does. The caller keeps `cred`
- * alive until the revert, which is right for both.
+ * The calling task's subjective credentials pointer, which only the task
+ * itself writes: overrides swap it (see vfs/cred.rs). Through this, not
+ * the generated task_struct: on 6.12 bindgen puts its cred 64 bytes off.
  */
-const struct cred *shiftfs_override_creds(const struct cred *cred)
+const struct cred __rcu **shiftfs_current_cred_slot(void)
 {
-	return override_creds(cred);
-}
-
-void shiftfs_revert_creds(const struct cred *old)
-{
-	revert_creds(old);
+	return &current->cred;
 }
 
 void shiftfs_cap_lower(kernel_cap_t *caps, int cap)
@@ -96,16 +91,6 @@ bool shiftfs_d_unhashed(const struct dentry *dentry)
 struct file *shiftfs_get_file(struct file *file)
 {
 	return get_file(file);
-}
-
-kuid_t shiftfs_current_fsuid(void)
-{
-	return current_fsuid();
-}
-
-kgid_t shiftfs_current_fsgid(void)
-{
-	return current_fsgid();
 }
 
 loff_t shiftfs_i_size_read(const struct inode *inode)

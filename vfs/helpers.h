@@ -21,8 +21,7 @@ int shiftfs_fs_parse(struct fs_context *fc,
 		     struct fs_parse_result *result);
 
 const struct cred *shiftfs_get_cred(const struct cred *cred);
-const struct cred *shiftfs_override_creds(const struct cred *cred);
-void shiftfs_revert_creds(const struct cred *old);
+const struct cred __rcu **shiftfs_current_cred_slot(void);
 void shiftfs_put_cred(const struct cred *cred);
 void shiftfs_cap_lower(kernel_cap_t *caps, int cap);
 bool shiftfs_cap_raised(const kernel_cap_t *caps, int cap);
@@ -38,8 +37,6 @@ unsigned int shiftfs_posix_acl_count(const struct posix_acl *acl);
 unsigned int shiftfs_inode_state_read_once(struct inode *inode);
 void shiftfs_init_sync_kiocb(struct kiocb *kiocb, struct file *file);
 #endif
-kuid_t shiftfs_current_fsuid(void);
-kgid_t shiftfs_current_fsgid(void);
 loff_t shiftfs_i_size_read(const struct inode *inode);
 void shiftfs_i_size_write(struct inode *inode, loff_t size);
 void shiftfs_inode_lock(struct inode *inode);
