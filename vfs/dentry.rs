@@ -12,7 +12,12 @@ use super::{
     super_block::SuperBlock,
     ARef, Rcu, Real,
 };
-use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    mem::MaybeUninit,
+    ptr::NonNull,
+    sync::atomic::{fence, Ordering},
+};
 use kernel::{
     ffi::{c_char, c_int, c_uint, c_ulong},
     prelude::*,
@@ -346,8 +351,15 @@ impl<'a, T: FileSystem> Rcu<'a, Dentry<T>> {
         // as one word.
         let kept =
             unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.0.as_raw()).d_time)) };
-        // SAFETY: `real` is readable in the walk.
-        let seq = unsafe { bindings::shiftfs_raw_read_seqcount(real.0.as_raw()) };
+        // What the caller read of `real` (its inode) is read before the
+        // count, as `read_seqcount_retry()` orders it (`smp_rmb()`).
+        fence(Ordering::Acquire);
+        // SAFETY: `real` is readable in the walk. The count's word, read
+        // once (`raw_read_seqcount()`, here rather than through a C call
+        // on the hot path).
+        let seq = unsafe {
+            core::ptr::read_volatile(&raw const (*real.0.as_raw()).d_seq.seqcount.sequence)
+        };
         // Odd: a change is under way.
         seq & 1 == 0 && kept == seq as c_ulong
     }

@@ -56,11 +56,6 @@ unsigned int shiftfs_raw_seqcount_begin(const struct dentry *dentry)
 	return raw_seqcount_begin(&dentry->d_seq);
 }
 
-unsigned int shiftfs_raw_read_seqcount(const struct dentry *dentry)
-{
-	return raw_read_seqcount(&dentry->d_seq);
-}
-
 struct dentry *shiftfs_file_dentry(const struct file *file)
 {
 	return file->f_path.dentry;

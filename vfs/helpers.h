@@ -30,7 +30,6 @@ bool shiftfs_d_unhashed(const struct dentry *dentry);
 struct file *shiftfs_get_file(struct file *file);
 const struct qstr *shiftfs_d_name(const struct dentry *dentry);
 unsigned int shiftfs_raw_seqcount_begin(const struct dentry *dentry);
-unsigned int shiftfs_raw_read_seqcount(const struct dentry *dentry);
 struct dentry *shiftfs_file_dentry(const struct file *file);
 unsigned int shiftfs_posix_acl_count(const struct posix_acl *acl);
 #ifdef SHIFTFS_KERNEL_7
