@@ -20,6 +20,7 @@ use kernel::{error::code::ECHILD, prelude::*};
 
 #[vtable]
 impl DentryOperations for Shiftfs {
+    #[inline]
     fn revalidate(dentry: &Dentry<Self>, flags: LookupFlags) -> Result<bool> {
         let real = dentry.real();
         // Hashed and of the same name: renamed below (in place: a move to
@@ -41,6 +42,7 @@ impl DentryOperations for Shiftfs {
     /// same inode, its attributes those shown, and valid for its own
     /// filesystem; anything else goes back to a walk with references
     /// (ECHILD), which refreshes or invalidates.
+    #[inline]
     fn revalidate_rcu(dentry: Rcu<'_, Dentry<Self>>, flags: LookupFlags) -> Result<bool> {
         // None once the dentry is being killed: the walk fails on it.
         let real = dentry.real().ok_or(ECHILD)?;

@@ -56,6 +56,7 @@ pub(crate) fn refresh(inode: &Inode<Shiftfs>) {
 impl InodeOperations for Shiftfs {
     /// The real inode's attributes with owner and group shifted, on
     /// shiftfs's device.
+    #[inline]
     fn getattr(
         _idmap: &MntIdmap,
         dentry: &Dentry<Self>,
@@ -110,6 +111,7 @@ impl InodeOperations for Shiftfs {
     /// First the shiftfs inode, with the caller's own credentials in its
     /// namespace (mode, shifted owners, ACLs); then the real inode, with
     /// the creator's (the real filesystem's own rules, and its ACLs).
+    #[inline]
     fn permission(idmap: &MntIdmap, inode: &Inode<Self>, mask: Mask) -> Result {
         inode.generic_permission(idmap, mask)?;
         let _creds = cred::enter(inode.super_block())?;
@@ -120,6 +122,7 @@ impl InodeOperations for Shiftfs {
     /// credentials made already for the caller's ids will do (overriding
     /// with them does not sleep, and the real check honours
     /// `MAY_NOT_BLOCK`).
+    #[inline]
     fn permission_rcu(idmap: &MntIdmap, inode: Rcu<'_, Inode<Self>>, mask: Mask) -> Result {
         inode.generic_permission(idmap, mask)?;
         // Evicted since the walk found it: the walk starts over, blocking.
