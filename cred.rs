@@ -25,7 +25,7 @@ use crate::{
     shift::Shift,
     superblock::Shiftfs,
     vfs::{
-        cred::{current_fsids, Capability, Credential, Override, OverrideCurrent},
+        cred::{current_fsids, Caller, Capability, Credential, Override, OverrideCurrent},
         errno::eoverflow,
         file::File,
         once::SetOnce,
@@ -82,11 +82,12 @@ impl<'a> Made<'a> {
         ARef::from(self.as_cred())
     }
 
-    /// Runs the calling task with them until the guard is dropped.
-    pub(crate) fn override_current(self) -> Override<'a> {
+    /// Runs `caller`, the calling task, with them until the guard is
+    /// dropped.
+    fn override_for(self, caller: Caller) -> Override<'a> {
         match self {
-            Made::Kept(c) => c.override_current(),
-            Made::ForCall(c) => c.override_current(),
+            Made::Kept(c) => c.override_for(caller),
+            Made::ForCall(c) => c.override_for(caller),
         }
     }
 }
@@ -185,7 +186,11 @@ fn shifted_fsids(sb: &SuperBlock<Shiftfs>, (fsuid, fsgid): (Kuid, Kgid)) -> Resu
 /// The credentials for calls into the real filesystem of `sb` on behalf of
 /// the calling task.
 pub(crate) fn made(sb: &SuperBlock<Shiftfs>) -> Result<Made<'_>> {
-    let key = current_fsids();
+    made_for(sb, current_fsids())
+}
+
+/// [`made`] for a caller whose fsuid and fsgid are `key`.
+fn made_for(sb: &SuperBlock<Shiftfs>, key: (Kuid, Kgid)) -> Result<Made<'_>> {
     sb.info().creds.get(key, || shifted_fsids(sb, key))
 }
 
@@ -197,17 +202,19 @@ pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {
 
 /// Runs the calling task with [`creds`] until the guard is dropped.
 pub(crate) fn enter(sb: &SuperBlock<Shiftfs>) -> Result<Override<'_>> {
-    Ok(made(sb)?.override_current())
+    let caller = Caller::get();
+    Ok(made_for(sb, caller.fsids())?.override_for(caller))
 }
 
 /// [`enter`] with credentials made already for the caller's ids, if they
 /// were: in an RCU walk nothing may sleep, so nothing is made there.
 pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override<'_>> {
+    let caller = Caller::get();
     Some(
         sb.info()
             .creds
-            .get_made(current_fsids())?
-            .override_current(),
+            .get_made(caller.fsids())?
+            .override_for(caller),
     )
 }
 

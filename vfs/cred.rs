@@ -131,13 +131,28 @@ impl CredSlot {
     }
 }
 
-/// The calling task's filesystem uid and gid (`current_fsuid()`,
-/// `current_fsgid()`).
+/// The calling task, whose credentials are read and then overridden: found
+/// once for both (a C call).
+pub(crate) struct Caller(CredSlot);
+
+impl Caller {
+    pub(crate) fn get() -> Self {
+        Self(CredSlot::current())
+    }
+
+    /// The task's filesystem uid and gid (`current_fsuid()`,
+    /// `current_fsgid()`).
+    pub(crate) fn fsids(&self) -> (Kuid, Kgid) {
+        let cred = self.0.get();
+        // SAFETY: the task's credentials in force are live, and published
+        // credentials do not change.
+        unsafe { (Kuid((*cred).fsuid.val), Kgid((*cred).fsgid.val)) }
+    }
+}
+
+/// The calling task's filesystem uid and gid.
 pub(crate) fn current_fsids() -> (Kuid, Kgid) {
-    let cred = CredSlot::current().get();
-    // SAFETY: the task's credentials in force are live, and published
-    // credentials do not change.
-    unsafe { (Kuid((*cred).fsuid.val), Kgid((*cred).fsgid.val)) }
+    Caller::get().fsids()
 }
 
 /// Credentials the calling task runs with until the guard is dropped
@@ -164,8 +179,12 @@ impl Drop for Override<'_> {
 
 /// Overrides with `cred`, which the guard keeps live: by `keep` (a
 /// reference to `cred`), or by borrowing its holder for `'a`.
-fn override_with<'a>(cred: &'a Credential, keep: Option<ARef<Credential>>) -> Override<'a> {
-    let slot = CredSlot::current();
+fn override_with<'a>(
+    caller: Caller,
+    cred: &'a Credential,
+    keep: Option<ARef<Credential>>,
+) -> Override<'a> {
+    let slot = caller.0;
     // SAFETY: `cred` is live, and stays so while the guard lives, which
     // undoes the override when dropped.
     let old = unsafe { slot.replace(cred.as_raw()) };
@@ -284,27 +303,32 @@ impl Credential {
 }
 
 /// Overriding the calling task's credentials.
-pub(crate) trait OverrideCurrent<'a> {
+pub(crate) trait OverrideCurrent<'a>: Sized {
     /// Makes these the calling task's credentials until the guard is
     /// dropped.
-    fn override_current(self) -> Override<'a>;
+    fn override_current(self) -> Override<'a> {
+        self.override_for(Caller::get())
+    }
+
+    /// [`Self::override_current`], for a caller found already.
+    fn override_for(self, caller: Caller) -> Override<'a>;
 }
 
 /// Counted credentials: the guard keeps the reference.
 impl OverrideCurrent<'static> for ARef<Credential> {
-    fn override_current(self) -> Override<'static> {
+    fn override_for(self, caller: Caller) -> Override<'static> {
         let cred: *const Credential = &*self;
         // SAFETY: the reference `self` is kept by the guard, so `cred`
         // lives as long as it.
-        override_with(unsafe { &*cred }, Some(self))
+        override_with(caller, unsafe { &*cred }, Some(self))
     }
 }
 
 /// Borrowed credentials: no reference is taken (the hot path), and the
 /// guard cannot outlive their holder.
 impl<'a> OverrideCurrent<'a> for &'a Credential {
-    fn override_current(self) -> Override<'a> {
-        override_with(self, None)
+    fn override_for(self, caller: Caller) -> Override<'a> {
+        override_with(caller, self, None)
     }
 }
 
