@@ -14,6 +14,8 @@
 //! and then shifted: the two mappings compose, and an id either cannot
 //! represent is invalid up and refused down.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::{
     superblock::Shiftfs,
     vfs::{
@@ -34,6 +36,58 @@ pub(crate) struct Shift<'a> {
     pub(crate) shifted: &'a UserNamespace,
     /// The idmapping of the real mount, if it is idmapped.
     pub(crate) idmap: Option<&'a MntIdmap>,
+    /// Ids shifted up lately on this superblock.
+    pub(crate) memo: Option<&'a UpMemos>,
+}
+
+/// How many ids of each kind [`UpMemo`] keeps.
+const MEMO_SLOTS: usize = 16;
+
+/// The ids a superblock shifted up lately: `getattr` and every refresh of
+/// an inode shift an owner and a group up, which walks two namespaces'
+/// maps, and a tree has few distinct owners. Direct-mapped by the id, one
+/// word per slot (the id as the real mount shows it, and what it shifts
+/// to), written only when an id is not there, so that walks in parallel
+/// share it read-only.
+pub(crate) struct UpMemo([AtomicU64; MEMO_SLOTS]);
+
+impl UpMemo {
+    fn new() -> Self {
+        // Every slot says the invalid id shifts to the invalid id: true.
+        Self(core::array::from_fn(|_| AtomicU64::new(u64::MAX)))
+    }
+
+    /// What `from` shifts to: kept, or `shift(from)` (kept if valid).
+    fn get_or(&self, from: u32, shift: impl FnOnce(u32) -> u32) -> u32 {
+        let slot = &self.0[from as usize % MEMO_SLOTS];
+        // One word holds both ids: no ordering with anything else needed.
+        let kept = slot.load(Ordering::Relaxed);
+        if (kept >> 32) as u32 == from {
+            return kept as u32;
+        }
+        let to = shift(from);
+        // A namespace's map is written once, but perhaps not yet: an id
+        // that does not shift now may later, so only valid ones are kept.
+        if to != u32::MAX {
+            slot.store((u64::from(from) << 32) | u64::from(to), Ordering::Relaxed);
+        }
+        to
+    }
+}
+
+/// A superblock's [`UpMemo`] for uids and for gids.
+pub(crate) struct UpMemos {
+    uids: UpMemo,
+    gids: UpMemo,
+}
+
+impl UpMemos {
+    pub(crate) fn new() -> Self {
+        Self {
+            uids: UpMemo::new(),
+            gids: UpMemo::new(),
+        }
+    }
 }
 
 impl<'a> Shift<'a> {
@@ -46,6 +100,7 @@ impl<'a> Shift<'a> {
             real: real.super_block().user_ns(),
             shifted: sb.user_ns(),
             idmap: real.mount().idmap(),
+            memo: Some(&sb.info().up),
         }
     }
 
@@ -84,9 +139,16 @@ impl<'a> Shift<'a> {
     /// The owner a shiftfs inode shows for an owner as the real mount
     /// shows it (what `getattr` of the real path gives).
     pub(crate) fn view_uid_up(&self, vfs: Kuid) -> Kuid {
-        self.real
-            .uid_of(vfs)
-            .map_or(Kuid::INVALID, |id| self.shifted.make_kuid(id))
+        let shift = |k| {
+            self.real
+                .uid_of(Kuid(k))
+                .map_or(Kuid::INVALID, |id| self.shifted.make_kuid(id))
+                .0
+        };
+        Kuid(match self.memo {
+            Some(m) => m.uids.get_or(vfs.0, shift),
+            None => shift(vfs.0),
+        })
     }
 
     /// The group a shiftfs inode shows for a real inode's `real` group.
@@ -97,9 +159,16 @@ impl<'a> Shift<'a> {
     /// The group a shiftfs inode shows for a group as the real mount
     /// shows it.
     pub(crate) fn view_gid_up(&self, vfs: Kgid) -> Kgid {
-        self.real
-            .gid_of(vfs)
-            .map_or(Kgid::INVALID, |id| self.shifted.make_kgid(id))
+        let shift = |k| {
+            self.real
+                .gid_of(Kgid(k))
+                .map_or(Kgid::INVALID, |id| self.shifted.make_kgid(id))
+                .0
+        };
+        Kgid(match self.memo {
+            Some(m) => m.gids.get_or(vfs.0, shift),
+            None => shift(vfs.0),
+        })
     }
 
     /// The real owner to write for `shifted`, if the real filesystem can hold it.
@@ -139,6 +208,7 @@ mod tests {
             real: UserNamespace::init(),
             shifted: &c,
             idmap: None,
+            memo: None,
         })
     }
 
@@ -215,6 +285,7 @@ mod tests {
             real: init,
             shifted: init,
             idmap: None,
+            memo: None,
         };
         for id in [0, 1000, 65_536, 4_294_967_294] {
             kunit_expect_eq!(t, s.uid_up(Kuid(id)), Kuid(id));
@@ -235,6 +306,7 @@ mod tests {
             real: UserNamespace::init(),
             shifted: &n,
             idmap: None,
+            memo: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(5)), Kuid(101_005));
         kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(101_999));
@@ -251,6 +323,7 @@ mod tests {
             real: &c,
             shifted: &n,
             idmap: None,
+            memo: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(100_005)), Kuid(101_005));
         kunit_expect_eq!(t, s.uid_up(Kuid(101_005)), Kuid::INVALID);
@@ -265,6 +338,7 @@ mod tests {
             real: UserNamespace::init(),
             shifted: &m,
             idmap: None,
+            memo: None,
         };
         kunit_expect_eq!(t, s.uid_up(Kuid(999)), Kuid(100_999));
         kunit_expect_eq!(t, s.uid_up(Kuid(1500)), Kuid(300_500));
@@ -273,9 +347,72 @@ mod tests {
         kunit_expect_eq!(t, s.uid_down(Kuid(200_000)), None);
     }
 
+    fn memo_keeps_a_valid_shift(t: &mut Test) {
+        let m = UpMemo::new();
+        let calls = core::cell::Cell::new(0);
+        let shift = |id| {
+            calls.set(calls.get() + 1);
+            id + 100_000
+        };
+        kunit_expect_eq!(t, m.get_or(1000, shift), 101_000);
+        kunit_expect_eq!(t, m.get_or(1000, shift), 101_000);
+        kunit_expect_eq!(t, calls.get(), 1);
+    }
+
+    fn memo_does_not_keep_an_invalid_shift(t: &mut Test) {
+        // The namespace's map may be written later: ask again.
+        let m = UpMemo::new();
+        let calls = core::cell::Cell::new(0);
+        let shift = |_| {
+            calls.set(calls.get() + 1);
+            u32::MAX
+        };
+        kunit_expect_eq!(t, m.get_or(7, shift), u32::MAX);
+        kunit_expect_eq!(t, m.get_or(7, shift), u32::MAX);
+        kunit_expect_eq!(t, calls.get(), 2);
+        kunit_expect_eq!(t, m.get_or(7, |id| id + 1), 8);
+    }
+
+    fn memo_ids_sharing_a_slot_each_get_their_own(t: &mut Test) {
+        let m = UpMemo::new();
+        let a = 3;
+        let b = a + MEMO_SLOTS as u32;
+        for _ in 0..2 {
+            kunit_expect_eq!(t, m.get_or(a, |id| id * 2), a * 2);
+            kunit_expect_eq!(t, m.get_or(b, |id| id * 2), b * 2);
+        }
+        // An empty memo knows only the invalid id.
+        kunit_expect_eq!(t, UpMemo::new().get_or(u32::MAX, |_| 0), u32::MAX);
+    }
+
+    fn memo_shifts_as_the_namespaces_do(t: &mut Test) {
+        let c = container();
+        let memos = UpMemos::new();
+        let plain = Shift {
+            real: UserNamespace::init(),
+            shifted: &c,
+            idmap: None,
+            memo: None,
+        };
+        let memoized = Shift {
+            memo: Some(&memos),
+            ..plain
+        };
+        for _ in 0..2 {
+            for id in [0, 1, 16, 1000, 65_535, 65_536, 70_000, u32::MAX] {
+                kunit_expect_eq!(t, memoized.uid_up(Kuid(id)), plain.uid_up(Kuid(id)));
+                kunit_expect_eq!(t, memoized.gid_up(Kgid(id)), plain.gid_up(Kgid(id)));
+            }
+        }
+    }
+
     kunit_suite!(
         "shiftfs_shift",
         [
+            memo_keeps_a_valid_shift,
+            memo_does_not_keep_an_invalid_shift,
+            memo_ids_sharing_a_slot_each_get_their_own,
+            memo_shifts_as_the_namespaces_do,
             up_root_is_container_root,
             up_1000_is_container_1000,
             up_last_mapped_id,

@@ -12,6 +12,7 @@ use crate::{
         PASSTHROUGH_STATFS,
     },
     param_table,
+    shift::UpMemos,
     vfs::{
         acl::DerivedAcls,
         cred::{Capability, Credential},
@@ -201,6 +202,8 @@ pub(crate) struct Instance {
     /// Real access ACLs shifted for permission checks, for RCU walks
     /// (xattr.rs).
     pub(crate) shifted_acls: DerivedAcls,
+    /// Ids shifted up lately (shift.rs).
+    pub(crate) up: UpMemos,
 }
 
 impl Instance {
@@ -225,6 +228,7 @@ impl Instance {
                 real_readonly,
                 allow,
                 shifted_acls: DerivedAcls::new(),
+                up: UpMemos::new(),
             }),
             GFP_KERNEL,
         )

@@ -622,6 +622,7 @@ mod tests {
             real: UserNamespace::init(),
             shifted: &c,
             idmap: None,
+            memo: None,
         })
     }
 
@@ -843,6 +844,7 @@ mod tests {
             real: UserNamespace::init(),
             shifted: &c,
             idmap: None,
+            memo: None,
         };
         f(&c, &s)
     }
