@@ -194,6 +194,20 @@ fn made_for(sb: &SuperBlock<Shiftfs>, key: (Kuid, Kgid)) -> Result<Made<'_>> {
     sb.info().creds.get(key, || shifted_fsids(sb, key))
 }
 
+/// Runs `f` with [`made`] credentials in force, and hands them to it
+/// borrowed: for calls that take references of their own if they keep them
+/// (opening a real file or directory).
+pub(crate) fn with_made<R>(
+    sb: &SuperBlock<Shiftfs>,
+    f: impl FnOnce(&Credential) -> Result<R>,
+) -> Result<R> {
+    let caller = Caller::get();
+    let made = made_for(sb, caller.fsids())?;
+    let cred = made.as_cred();
+    let _as = cred.override_for(caller);
+    f(cred)
+}
+
 /// [`made`], as a reference of the caller's (for what keeps them: open
 /// files).
 pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {

@@ -189,10 +189,9 @@ impl FileOperations for Shiftfs {
             return Err(ENOENT);
         }
         // Borrowed: the backing file takes its own reference.
-        let creds = cred::made(sb)?;
-        let cred = creds.as_cred();
-        let _as = cred.override_current();
-        file.open_backing(sb.info().real.mount().path(real), cred)
+        cred::with_made(sb, |cred| {
+            file.open_backing(sb.info().real.mount().path(real), cred)
+        })
     }
 
     fn read_iter(iocb: &Kiocb<Self>, iter: &mut IovIter) -> Result<usize> {

@@ -8,7 +8,6 @@ use crate::{
     cred, file,
     superblock::Shiftfs,
     vfs::{
-        cred::OverrideCurrent,
         file::{
             DirContext, DirOperations, File, FileLock, IoctlArg, IoctlCmd, LockCmd, LockOwner,
             OpeningFile,
@@ -24,14 +23,13 @@ impl DirOperations for Shiftfs {
     fn open(_inode: &Inode<Self>, file: &OpeningFile<'_, Self>) -> Result<ARef<File<Real>>> {
         let sb = file.dentry().super_block();
         // Borrowed: the real file takes its own reference.
-        let creds = cred::made(sb)?;
-        let cred = creds.as_cred();
-        let _as = cred.override_current();
-        sb.info()
-            .real
-            .mount()
-            .path(file.dentry().real())
-            .open(file.flags(), cred)
+        cred::with_made(sb, |cred| {
+            sb.info()
+                .real
+                .mount()
+                .path(file.dentry().real())
+                .open(file.flags(), cred)
+        })
     }
 
     /// The real directory's entries, from the shiftfs file's position (the
