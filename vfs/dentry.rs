@@ -349,8 +349,7 @@ impl<'a, T: FileSystem> Rcu<'a, Dentry<T>> {
     pub(crate) fn real_unchanged(self, real: Rcu<'_, Dentry<Real>>) -> bool {
         // SAFETY: the dentry is readable in the walk; `d_time` is written
         // as one word.
-        let kept =
-            unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.0.as_raw()).d_time)) };
+        let kept = unsafe { core::ptr::read_volatile(&raw const (*self.0.as_raw()).d_time) };
         // What the caller read of `real` (its inode) is read before the
         // count, as `read_seqcount_retry()` orders it (`smp_rmb()`).
         fence(Ordering::Acquire);
