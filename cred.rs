@@ -7,7 +7,8 @@
 //! The calls get them from here, as a guard that reverts on drop:
 //! - [`enter`]: lookups, getattr, get_link, readdir, permission,
 //!   xattr/ACL reads, file attributes;
-//! - [`enter_made`]: permission in an RCU walk, where nothing may sleep;
+//! - [`enter_made_for`]: permission in an RCU walk, where nothing may
+//!   sleep;
 //! - [`enter_to_write`]: every change (namespace operations, setattr,
 //!   xattrs and ACLs, file attributes), with write access to the real
 //!   mount;
@@ -216,14 +217,17 @@ pub(crate) fn creds(sb: &SuperBlock<Shiftfs>) -> Result<ARef<Credential>> {
 
 /// Runs the calling task with [`creds`] until the guard is dropped.
 pub(crate) fn enter(sb: &SuperBlock<Shiftfs>) -> Result<Override<'_>> {
-    let caller = Caller::get();
+    enter_for(sb, Caller::get())
+}
+
+/// [`enter`] for a caller found already (whose ids were read first).
+pub(crate) fn enter_for(sb: &SuperBlock<Shiftfs>, caller: Caller) -> Result<Override<'_>> {
     Ok(made_for(sb, caller.fsids())?.override_for(caller))
 }
 
-/// [`enter`] with credentials made already for the caller's ids, if they
-/// were: in an RCU walk nothing may sleep, so nothing is made there.
-pub(crate) fn enter_made(sb: &SuperBlock<Shiftfs>) -> Option<Override<'_>> {
-    let caller = Caller::get();
+/// [`enter_for`] with credentials made already for the caller's ids, if
+/// they were: in an RCU walk nothing may sleep, so nothing is made there.
+pub(crate) fn enter_made_for(sb: &SuperBlock<Shiftfs>, caller: Caller) -> Option<Override<'_>> {
     Some(
         sb.info()
             .creds

@@ -11,9 +11,10 @@ use crate::{
     shift::Shift,
     superblock::Shiftfs,
     vfs::{
+        cred::Caller,
         dentry::{DelayedCall, Dentry, LinkTarget},
         inode::{
-            AttrMask, FileAttr, Iattr, Inode, InodeOperations, Kstat, Mask, MntIdmap, Stacked,
+            AttrMask, FileAttr, Iattr, Inode, InodeOperations, Kstat, Mask, MntIdmap, Mode, Stacked,
         },
         super_block::SuperBlock,
         ARef, Rcu, Real,
@@ -50,6 +51,32 @@ pub(crate) fn refresh(inode: &Inode<Shiftfs>) {
     let real = inode.real();
     let (uid, gid) = Shift::of(inode.super_block()).owner_up(real);
     inode.set_attrs(real, uid, gid);
+}
+
+/// Whether the VFS's check of a shiftfs inode (`generic_permission()`)
+/// would grant `mask` on the mode bits alone, which it then does whatever
+/// the caller's groups and capabilities: the inode shows no ACL (its real
+/// inode is known to have none, and a shiftfs inode shows the real one's),
+/// the mount shows owners as they are (not idmapped), and [`mode_grants`]
+/// says yes. Where this says no, the VFS decides.
+fn granted_by_mode(idmap: &MntIdmap, no_acl: bool, mode: Mode, owner: bool, mask: Mask) -> bool {
+    no_acl && idmap.is_nop() && mode_grants(mode.0, owner, mask.rwx())
+}
+
+/// Whether permission bits `mode` grant the rights `want` (read 4, write
+/// 2, execute 1) by themselves: to the owner, by the owner's bits; to
+/// anyone else, by the other bits, where the group's say the same of
+/// `want` (else membership of the group decides, which is left to the
+/// VFS). No ACL is involved: with one, the group bits are its mask.
+pub(crate) fn mode_grants(mode: u16, owner: bool, want: u16) -> bool {
+    let bits = if owner {
+        mode >> 6
+    } else if want & (mode ^ (mode >> 3)) != 0 {
+        return false;
+    } else {
+        mode
+    };
+    want & !bits & 7 == 0
 }
 
 #[vtable]
@@ -111,11 +138,21 @@ impl InodeOperations for Shiftfs {
     /// First the shiftfs inode, with the caller's own credentials in its
     /// namespace (mode, shifted owners, ACLs); then the real inode, with
     /// the creator's (the real filesystem's own rules, and its ACLs).
+    ///
+    /// The first check is the VFS's (`generic_permission()`) unless the
+    /// mode bits grant the request by themselves ([`granted_by_mode`]): the
+    /// VFS would find the same, but only after asking for the ACL, which a
+    /// shiftfs inode never keeps (it is asked of the real inode each time).
     #[inline]
     fn permission(idmap: &MntIdmap, inode: &Inode<Self>, mask: Mask) -> Result {
-        inode.generic_permission(idmap, mask)?;
-        let _creds = cred::enter(inode.super_block())?;
-        inode.real().permission(mask)
+        let caller = Caller::get();
+        let real = inode.real();
+        let owner = inode.uid() == caller.fsids().0;
+        if !granted_by_mode(idmap, real.has_no_acl(), inode.mode(), owner, mask) {
+            inode.generic_permission(idmap, mask)?;
+        }
+        let _creds = cred::enter_for(inode.super_block(), caller)?;
+        real.permission(mask)
     }
 
     /// As [`Self::permission`]; in an RCU walk nothing may sleep: only
@@ -124,10 +161,14 @@ impl InodeOperations for Shiftfs {
     /// `MAY_NOT_BLOCK`).
     #[inline]
     fn permission_rcu(idmap: &MntIdmap, inode: Rcu<'_, Inode<Self>>, mask: Mask) -> Result {
-        inode.generic_permission(idmap, mask)?;
         // Evicted since the walk found it: the walk starts over, blocking.
         let real = inode.real().ok_or(ECHILD)?;
-        let _creds = cred::enter_made(inode.super_block()).ok_or(ECHILD)?;
+        let caller = Caller::get();
+        let owner = inode.uid() == caller.fsids().0;
+        if !granted_by_mode(idmap, real.has_no_acl(), inode.mode(), owner, mask) {
+            inode.generic_permission(idmap, mask)?;
+        }
+        let _creds = cred::enter_made_for(inode.super_block(), caller).ok_or(ECHILD)?;
         real.permission(mask)
     }
 
@@ -160,4 +201,52 @@ impl InodeOperations for Shiftfs {
         refresh(inode);
         Ok(())
     }
+}
+
+#[cfg(shiftfs_kunit)]
+mod tests {
+    use super::mode_grants;
+    use crate::{kunit_expect_eq, kunit_suite, vfs::kunit::Test};
+
+    const R: u16 = 4;
+    const W: u16 = 2;
+    const X: u16 = 1;
+
+    fn the_owner_goes_by_the_owner_bits(t: &mut Test) {
+        kunit_expect_eq!(t, mode_grants(0o700, true, R | W | X), true);
+        kunit_expect_eq!(t, mode_grants(0o500, true, W), false);
+        // Not by the others' bits, even where they would grant.
+        kunit_expect_eq!(t, mode_grants(0o077, true, R), false);
+    }
+
+    fn others_go_by_the_other_bits_where_the_group_agrees(t: &mut Test) {
+        kunit_expect_eq!(t, mode_grants(0o755, false, R | X), true);
+        kunit_expect_eq!(t, mode_grants(0o711, false, X), true);
+        kunit_expect_eq!(t, mode_grants(0o755, false, W), false);
+        kunit_expect_eq!(t, mode_grants(0o700, false, X), false);
+    }
+
+    fn where_the_group_differs_membership_decides_elsewhere(t: &mut Test) {
+        // Group may, others may not: a member would be granted.
+        kunit_expect_eq!(t, mode_grants(0o750, false, X), false);
+        // Others may, group may not: a member would be refused.
+        kunit_expect_eq!(t, mode_grants(0o705, false, R), false);
+        // The group differs only in bits not asked for.
+        kunit_expect_eq!(t, mode_grants(0o775, false, R | X), true);
+    }
+
+    fn nothing_asked_is_granted(t: &mut Test) {
+        kunit_expect_eq!(t, mode_grants(0o000, false, 0), true);
+        kunit_expect_eq!(t, mode_grants(0o000, true, 0), true);
+    }
+
+    kunit_suite!(
+        "shiftfs_permission",
+        [
+            the_owner_goes_by_the_owner_bits,
+            others_go_by_the_other_bits_where_the_group_agrees,
+            where_the_group_differs_membership_decides_elsewhere,
+            nothing_asked_is_granted,
+        ]
+    );
 }

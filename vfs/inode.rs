@@ -88,6 +88,12 @@ impl<T> Inode<T> {
         Kgid(unsafe { (*self.as_raw()).i_gid.val })
     }
 
+    /// The file type and permission bits.
+    pub(crate) fn mode(&self) -> Mode {
+        // SAFETY: as for `uid` (a 16-bit field).
+        Mode(unsafe { (*self.as_raw()).i_mode })
+    }
+
     /// The superblock the inode belongs to.
     pub(crate) fn super_block(&self) -> &SuperBlock<T> {
         // SAFETY: an inode keeps its superblock alive, `i_sb` never changes,
@@ -123,6 +129,15 @@ impl<T> Drop for InodeLock<'_, T> {
 }
 
 impl Inode<Real> {
+    /// Whether the real filesystem knows this inode to have no access ACL
+    /// (`i_acl` is NULL, not one or "not cached"), as its own permission
+    /// checks find it without asking further.
+    pub(crate) fn has_no_acl(&self) -> bool {
+        // SAFETY: the pointer is read once, as READ_ONCE does, and only
+        // compared: what it points to is not read.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).i_acl) }.is_null()
+    }
+
     /// The check of `mask` by the real filesystem with the task's current
     /// credentials (`inode_permission()`, no idmapping: stacked
     /// filesystems reach real inodes through mounts without one).
@@ -213,6 +228,16 @@ impl<'a, T> Rcu<'a, Inode<T>> {
     pub(crate) fn super_block(self) -> &'a SuperBlock<T> {
         self.0.super_block()
     }
+
+    /// [`Inode::uid`] as the walk reads it.
+    pub(crate) fn uid(self) -> Kuid {
+        self.0.uid()
+    }
+
+    /// [`Inode::mode`] as the walk reads it.
+    pub(crate) fn mode(self) -> Mode {
+        self.0.mode()
+    }
 }
 
 impl Rcu<'_, Inode<Real>> {
@@ -220,6 +245,11 @@ impl Rcu<'_, Inode<Real>> {
     /// `MAY_NOT_BLOCK`).
     pub(crate) fn permission(self, mask: Mask) -> Result {
         self.0.permission(mask)
+    }
+
+    /// [`Inode::has_no_acl`] in an RCU walk.
+    pub(crate) fn has_no_acl(self) -> bool {
+        self.0.has_no_acl()
     }
 }
 
@@ -301,6 +331,12 @@ impl MntIdmap {
         self.0.get()
     }
 
+    /// Whether this is the idmapping of mounts without one
+    /// (`nop_mnt_idmap`), which shows every id as it is.
+    pub(crate) fn is_nop(&self) -> bool {
+        core::ptr::eq(self.as_raw(), nop_idmap())
+    }
+
     /// The kernel uid this mount shows for `kuid`, an owner on a filesystem
     /// of user namespace `fs_ns` (`make_vfsuid()`); invalid where the
     /// idmapping has no mapping for it.
@@ -373,6 +409,12 @@ impl Mask {
     /// (`MAY_NOT_BLOCK`).
     pub(crate) fn may_not_block(self) -> bool {
         self.0 & bindings::MAY_NOT_BLOCK as c_int != 0
+    }
+
+    /// The read, write and execute rights asked for (`MAY_READ` 4,
+    /// `MAY_WRITE` 2, `MAY_EXEC` 1: the order of a mode's permission bits).
+    pub(crate) fn rwx(self) -> u16 {
+        (self.0 & 7) as u16
     }
 }
 
