@@ -33,6 +33,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     malformed_capability_is_einval,
     writes_remove_privileges_set_below_an_open_file,
     acl_changes_below_reach_cached_walks,
+    walks_go_by_owner_group_and_other_bits,
     host_unmarks,
     unload,
 ];
@@ -459,9 +460,16 @@ fn writes_remove_privileges_set_below_an_open_file(env: &Env) -> Outcome {
 /// `stat` of `path` by a thread of user and group 1000 (not the owner):
 /// what its walk through `path`'s directories was allowed.
 fn stat_as_user_1000(path: &Path) -> Result<(), Errno> {
+    stat_as(1000, 1000, path)
+}
+
+/// `stat` of `path` by a thread of user `uid` and group `gid` (and no
+/// supplementary groups).
+fn stat_as(uid: u32, gid: u32, path: &Path) -> Result<(), Errno> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let (uid, gid) = (rfs::Uid::from_raw(1000), rfs::Gid::from_raw(1000));
+            let (uid, gid) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
+            rustix::thread::set_thread_groups(&[])?;
             rustix::thread::set_thread_res_gid(gid, gid, gid)?;
             rustix::thread::set_thread_res_uid(uid, uid, uid)?;
             rfs::stat(path).map(drop)
@@ -469,6 +477,60 @@ fn stat_as_user_1000(path: &Path) -> Result<(), Errno> {
         .join()
         .unwrap_or(Err(Errno::FAULT))
     })
+}
+
+/// Without an ACL, a walk through a directory goes by its mode as the
+/// VFS reads it: the owner by the owner's bits only, a member of its group
+/// by the group's, anyone else by the other bits, and root past them all
+/// (a shiftfs inode grants on the mode alone where the answer cannot
+/// depend on groups or capabilities, and asks the VFS otherwise). Each
+/// mode is set below, and each walk is made twice (the second through
+/// what the first cached).
+fn walks_go_by_owner_group_and_other_bits(env: &Env) -> Outcome {
+    let tree = tree(env);
+    let (r, t) = (tree.real.join("walkmode"), tree.target.join("walkmode"));
+    std::fs::create_dir(&r).ctx("mkdir")?;
+    std::fs::write(r.join("f"), b"x").ctx("host writes")?;
+    rfs::chown(
+        &r,
+        Some(rfs::Uid::from_raw(1000)),
+        Some(rfs::Gid::from_raw(2000)),
+    )
+    .ctx("chown")?;
+    tree.host_shifting_mount()?;
+    let f = t.join("f");
+    let (owner, member, other) = ((1000, 1000), (3000, 2000), (3000, 3000));
+    let acc = Err(Errno::ACCESS);
+    let res = (|| {
+        for (mode, want_owner, want_member, want_other) in [
+            (0o755, Ok(()), Ok(()), Ok(())),
+            (0o750, Ok(()), Ok(()), acc),
+            (0o705, Ok(()), acc, Ok(())),
+            (0o075, acc, Ok(()), Ok(())),
+            (0o711, Ok(()), Ok(()), Ok(())),
+            (0o700, Ok(()), acc, acc),
+            (0o000, acc, acc, acc),
+        ] {
+            rfs::chmod(&r, Mode::from_raw_mode(mode)).ctx("host chmod")?;
+            for round in ["first", "cached"] {
+                for ((uid, gid), want, who) in [
+                    (owner, want_owner, "owner"),
+                    (member, want_member, "group member"),
+                    (other, want_other, "other"),
+                    ((0, 0), Ok(()), "root"),
+                ] {
+                    ensure_eq!(
+                        stat_as(uid, gid, &f),
+                        want,
+                        format!("{round} walk by the {who} through mode {mode:04o}")
+                    );
+                }
+            }
+        }
+        Ok(())
+    })();
+    rustix::mount::unmount(&tree.target, rustix::mount::UnmountFlags::empty()).ctx("umount")?;
+    res
 }
 
 /// A walk by a user who does not own a directory asks for its ACL. Once
