@@ -352,8 +352,7 @@ fn serve(sock: &OwnedFd, perf_dir: &Path) -> Option<Vec<u8>> {
                 send(sock, b'k', b"");
             }
             b'D' => {
-                // SAFETY: plain syscall.
-                unsafe { libc::sync() };
+                sys::sync();
                 let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
                 // Dentries and inodes are freed after an RCU grace period:
                 // let that pass before the caller measures.

@@ -138,14 +138,9 @@ fn used_bytes(p: &Path) -> i64 {
     ((st.f_blocks - st.f_bfree) * st.f_frsize) as i64
 }
 
-fn sync() {
-    // SAFETY: plain syscall.
-    unsafe { libc::sync() };
-}
-
 /// Writes back, drops every cache, and lets RCU free what it dropped.
 fn settle() {
-    sync();
+    sys::sync();
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     std::thread::sleep(Duration::from_millis(1500));
 }
@@ -224,7 +219,7 @@ fn prepare(l: &Lower, sizes: &[usize]) -> Vec<String> {
             .and_then(|_| make_tree(&src, n));
         log(&format!("scale: {} tree of {n} files made", l.fs));
         for kind in ["shiftfs", "idmapped", "copy+chown"] {
-            sync();
+            sys::sync();
             let (disk0, cache0) = (used_bytes(&l.base), meminfo("Cached"));
             let mut parts = (None, None);
             let t = Instant::now();
@@ -245,7 +240,7 @@ fn prepare(l: &Lower, sizes: &[usize]) -> Vec<String> {
                             Ok(c)
                         });
                     let secs = t.elapsed().as_secs_f64();
-                    sync();
+                    sys::sync();
                     let extra = (used_bytes(&l.base) - disk0, meminfo("Cached") - cache0);
                     // The container ends, with its shifting mount.
                     let r = r.map(drop);
@@ -260,7 +255,7 @@ fn prepare(l: &Lower, sizes: &[usize]) -> Vec<String> {
                                 .map_err(|e| format!("stat: {e}"))
                         });
                     let secs = t.elapsed().as_secs_f64();
-                    sync();
+                    sys::sync();
                     let extra = (used_bytes(&l.base) - disk0, meminfo("Cached") - cache0);
                     let _ = sys::umount(&idmapped, libc::MNT_DETACH);
                     r.map(|_| (secs, extra))
@@ -281,7 +276,7 @@ fn prepare(l: &Lower, sizes: &[usize]) -> Vec<String> {
                     )?;
                     let secs = t.elapsed().as_secs_f64();
                     parts = (Some(copied), Some(secs - copied));
-                    sync();
+                    sys::sync();
                     let extra = (used_bytes(&l.base) - disk0, meminfo("Cached") - cache0);
                     let _ = std::fs::remove_dir_all(&copy);
                     Ok((secs, extra))
@@ -494,7 +489,7 @@ fn page_cache(l: &Lower, readers: usize, mib: usize, userns: &OwnedFd) -> Vec<St
                 Ok(())
             })();
         }
-        sync();
+        sys::sync();
         let cache = meminfo("Cached") - cache0;
         drop(alive);
         for m in host_mounts.iter().rev() {

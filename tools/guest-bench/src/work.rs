@@ -129,6 +129,14 @@ impl W {
         }
     }
 
+    /// Whether the workload writes data (and leaves pages to write back).
+    fn writes(self) -> bool {
+        matches!(
+            self,
+            W::CreateUnlink | W::SeqWrite | W::UntarRm | W::Fio | W::Dbench
+        )
+    }
+
     pub fn from_name(s: &str) -> Option<W> {
         ALL.into_iter().find(|w| w.name() == s)
     }
@@ -345,6 +353,13 @@ impl Ctx {
         work: &CStr,
         drop_caches: &mut dyn FnMut(),
     ) -> Vec<Sample> {
+        if w.writes() {
+            // What earlier samples (of any kind) left dirty is written
+            // back now, not during this one: else a sample pays for its
+            // predecessor's writeback, and a kind for its place in the
+            // round.
+            sys::sync();
+        }
         match w {
             W::StatCold => {
                 drop_caches();
@@ -402,6 +417,9 @@ impl Ctx {
         FIO_JOBS
             .iter()
             .map(|&(_, rw, bs)| {
+                // As before every writing workload (see [`Ctx::run`]): the
+                // job before this one left its file dirty.
+                sys::sync();
                 let args: Vec<String> = [
                     "--name=bench",
                     "--directory=.",

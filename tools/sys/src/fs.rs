@@ -93,6 +93,12 @@ pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> Sys<()> {
     check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(|_| ())
 }
 
+/// sync(2): writes back every filesystem's dirty data.
+pub fn sync() {
+    // SAFETY: no arguments; cannot fail.
+    unsafe { libc::sync() }
+}
+
 /// unlinkat(2).
 pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> Sys<()> {
     // SAFETY: `name` is NUL-terminated.

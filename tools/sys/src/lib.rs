@@ -21,7 +21,7 @@ mod userns;
 pub use errno::{Errno, Sys};
 pub use fs::{
     chown, close, cpath, cstr, fstatat, linkat, mkdirat, open_dir, open_path, openat, pread, read,
-    read_dir, setxattr, symlinkat, umask, unlinkat, write_all, CWD,
+    read_dir, setxattr, symlinkat, sync, umask, unlinkat, write_all, CWD,
 };
 pub use fscontext::FsContext;
 pub use kmsg::{kernel_log_matching, KernelLogTail};
