@@ -356,8 +356,7 @@ impl Ctx {
         if w.writes() {
             // What earlier samples (of any kind) left dirty is written
             // back now, not during this one: else a sample pays for its
-            // predecessor's writeback, and a kind for its place in the
-            // round.
+            // predecessor's writeback, whichever kind that was.
             sys::sync();
         }
         match w {
