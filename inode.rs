@@ -17,6 +17,7 @@ use crate::{
             AttrMask, FileAttr, Iattr, Inode, InodeOperations, Kstat, Mask, MntIdmap, Mode, Stacked,
         },
         super_block::SuperBlock,
+        user_ns::Kuid,
         ARef, Rcu, Real,
     },
 };
@@ -53,14 +54,21 @@ pub(crate) fn refresh(inode: &Inode<Shiftfs>) {
     inode.set_attrs(real, uid, gid);
 }
 
-/// Whether the VFS's check of a shiftfs inode (`generic_permission()`)
-/// would grant `mask` on the mode bits alone, which it then does whatever
-/// the caller's groups and capabilities: the inode shows no ACL (its real
-/// inode is known to have none, and a shiftfs inode shows the real one's),
-/// the mount shows owners as they are (not idmapped), and [`mode_grants`]
-/// says yes. Where this says no, the VFS decides.
-fn granted_by_mode(idmap: &MntIdmap, no_acl: bool, mode: Mode, owner: bool, mask: Mask) -> bool {
-    no_acl && idmap.is_nop() && mode_grants(mode.0, owner, mask.rwx())
+/// Whether the VFS's check of a shiftfs inode of owner `uid` and `mode`
+/// (`generic_permission()`) would grant `mask` to `caller` on the mode
+/// bits alone, which it then does whatever the caller's groups and
+/// capabilities: the inode shows no ACL (its real inode is known to have
+/// none, and a shiftfs inode shows the real one's), the mount shows owners
+/// as they are (not idmapped), and [`mode_grants`] says yes. Where this
+/// says no, the VFS decides.
+fn granted_by_mode(
+    idmap: &MntIdmap,
+    caller: &Caller,
+    (uid, mode): (Kuid, Mode),
+    real_has_no_acl: bool,
+    mask: Mask,
+) -> bool {
+    real_has_no_acl && idmap.is_nop() && mode_grants(mode.0, uid == caller.fsids().0, mask.rwx())
 }
 
 /// Whether permission bits `mode` grant the rights `want` (read 4, write
@@ -68,7 +76,7 @@ fn granted_by_mode(idmap: &MntIdmap, no_acl: bool, mode: Mode, owner: bool, mask
 /// anyone else, by the other bits, where the group's say the same of
 /// `want` (else membership of the group decides, which is left to the
 /// VFS). No ACL is involved: with one, the group bits are its mask.
-pub(crate) fn mode_grants(mode: u16, owner: bool, want: u16) -> bool {
+fn mode_grants(mode: u16, owner: bool, want: u16) -> bool {
     let bits = if owner {
         mode >> 6
     } else if want & (mode ^ (mode >> 3)) != 0 {
@@ -147,8 +155,8 @@ impl InodeOperations for Shiftfs {
     fn permission(idmap: &MntIdmap, inode: &Inode<Self>, mask: Mask) -> Result {
         let caller = Caller::get();
         let real = inode.real();
-        let owner = inode.uid() == caller.fsids().0;
-        if !granted_by_mode(idmap, real.has_no_acl(), inode.mode(), owner, mask) {
+        let shown = (inode.uid(), inode.mode());
+        if !granted_by_mode(idmap, &caller, shown, real.has_no_acl(), mask) {
             inode.generic_permission(idmap, mask)?;
         }
         let _creds = cred::enter_for(inode.super_block(), caller)?;
@@ -164,8 +172,8 @@ impl InodeOperations for Shiftfs {
         // Evicted since the walk found it: the walk starts over, blocking.
         let real = inode.real().ok_or(ECHILD)?;
         let caller = Caller::get();
-        let owner = inode.uid() == caller.fsids().0;
-        if !granted_by_mode(idmap, real.has_no_acl(), inode.mode(), owner, mask) {
+        let shown = (inode.uid(), inode.mode());
+        if !granted_by_mode(idmap, &caller, shown, real.has_no_acl(), mask) {
             inode.generic_permission(idmap, mask)?;
         }
         let _creds = cred::enter_made_for(inode.super_block(), caller).ok_or(ECHILD)?;
