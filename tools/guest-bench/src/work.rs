@@ -130,11 +130,9 @@ impl W {
     }
 
     /// Whether the workload writes data (and leaves pages to write back).
+    /// fio, whose jobs each write, writes back before each job itself.
     fn writes(self) -> bool {
-        matches!(
-            self,
-            W::CreateUnlink | W::SeqWrite | W::UntarRm | W::Fio | W::Dbench
-        )
+        matches!(self, W::CreateUnlink | W::SeqWrite | W::UntarRm | W::Dbench)
     }
 
     pub fn from_name(s: &str) -> Option<W> {
@@ -416,8 +414,8 @@ impl Ctx {
         FIO_JOBS
             .iter()
             .map(|&(_, rw, bs)| {
-                // As before every writing workload (see [`Ctx::run`]): the
-                // job before this one left its file dirty.
+                // As before every writing workload (see [`Ctx::run`]), and
+                // the job before this one left its file dirty.
                 sys::sync();
                 let args: Vec<String> = [
                     "--name=bench",
