@@ -1032,14 +1032,23 @@ unsafe extern "C" fn open_dir<T: FileSystem>(
     unsafe { open_with(inode, file, <T as DirOperations>::open) }
 }
 
-/// `release`: drops the real file.
+/// `release`: drops the real file, at once (`__fput_sync()`).
+///
+/// The real file is part of this one, and this one is being released
+/// where the VFS chose to (`close()` releases at once, as it would the
+/// real file without shiftfs over it; an exiting task's files in task
+/// work; a kernel thread's in a worker), with no lock held. Deferred
+/// (`fput()`), each close would queue the real file's release as task
+/// work and take the slow way back to user space for it.
 ///
 /// # Safety
 ///
 /// Called by the VFS once, for a file opened by `open_with`.
 unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-    // SAFETY: `private_data` holds the real file's reference, dropped once.
-    unsafe { bindings::fput((*file).private_data.cast()) };
+    // SAFETY: `private_data` holds the real file's reference, dropped once;
+    // `release` runs in process context without locks, where the VFS
+    // itself may release a file synchronously.
+    unsafe { bindings::__fput_sync((*file).private_data.cast()) };
     0
 }
 
