@@ -30,6 +30,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     real_path_changes_do_not_show,
     watches_come_and_go_under_writes,
     fanotify_inode_mark_reports_open_modify_close,
+    unlinked_file_goes_with_its_last_close,
     host_unmounts,
     unload,
 ];
@@ -39,11 +40,77 @@ fn host_prepares_and_mounts(env: &Env) -> Outcome {
     tree.create()?;
     let r = tree.real.clone();
     std::fs::create_dir_all(r.join("dir")).ctx("mkdir")?;
-    for f in ["dir/file", "watched", "churn", "fan"] {
+    for f in [
+        "dir/file",
+        "watched",
+        "churn",
+        "fan",
+        "gone-closed",
+        "gone-mapped",
+    ] {
         std::fs::write(r.join(f), b"x").ctx("create")?;
     }
     tree.mark()?;
     mount(&tree.mark, &tree.target, FS_NAME, MountFlags::empty(), c"").ctx("shift")
+}
+
+/// A file unlinked through shiftfs while open there goes with the last
+/// reference to it: its shiftfs file's close, or the last mapping of it
+/// (which holds the real file). A watch on the real path hears nothing
+/// while either is there, and the file's end (IN_DELETE_SELF, then
+/// IN_IGNORED as the real inode goes) by the time the close or the
+/// `munmap()` returns.
+fn unlinked_file_goes_with_its_last_close(env: &Env) -> Outcome {
+    let t = tree(env);
+    for (name, mapped) in [("gone-closed", false), ("gone-mapped", true)] {
+        let ino = Inotify::init(IFlags::IN_NONBLOCK).ctx("inotify_init")?;
+        ino.add_watch(&t.real.join(name), W::IN_DELETE_SELF)
+            .ctx("add_watch on the real path")?;
+        let f = std::fs::File::open(t.target.join(name)).ctx("open")?;
+        let map = if mapped {
+            // SAFETY: a fresh shared mapping of a file we hold open;
+            // unmapped below, and read only while it is there.
+            let p = unsafe {
+                rustix::mm::mmap(
+                    core::ptr::null_mut(),
+                    4096,
+                    rustix::mm::ProtFlags::READ,
+                    rustix::mm::MapFlags::SHARED,
+                    &f,
+                    0,
+                )
+            };
+            Some(p.ctx("mmap")?)
+        } else {
+            None
+        };
+        std::fs::remove_file(t.target.join(name)).ctx("unlink")?;
+        ensure_eq!(events(&ino)?, vec![], format!("{name}: events while open"));
+        drop(f);
+        if let Some(p) = map {
+            ensure_eq!(
+                events(&ino)?,
+                vec![],
+                format!("{name}: events once closed, still mapped")
+            );
+            // SAFETY: the mapping is there, and one byte of the file is in it.
+            let first = unsafe { *p.cast::<u8>() };
+            ensure_eq!(
+                first,
+                b'x',
+                format!("{name}: byte read through the mapping")
+            );
+            // SAFETY: the mapping made above, not used after.
+            unsafe { rustix::mm::munmap(p, 4096) }.ctx("munmap")?;
+        }
+        let got: Vec<W> = events(&ino)?.into_iter().map(|(m, _)| m).collect();
+        ensure_eq!(
+            got,
+            vec![W::IN_DELETE_SELF, W::IN_IGNORED],
+            format!("{name}: events once the last reference went")
+        );
+    }
+    Ok(())
 }
 
 fn host_unmounts(env: &Env) -> Outcome {
