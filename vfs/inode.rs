@@ -186,24 +186,44 @@ impl<T: FileSystem> Inode<T> {
     pub(crate) fn set_size_and_times(&self, from: &Inode<Real>) {
         let (dst, src) = (self.as_raw(), from.as_raw());
         // SAFETY: as for `set_attrs`; `i_size` goes through the kernel's
-        // accessors, which make it consistent on every architecture.
+        // accessors, which make it consistent on every architecture. Each
+        // field is written only when it differs: after a read (the common
+        // case, and atime moves once a day under relatime) nothing does,
+        // and readers on other CPUs keep the inode's cache lines shared.
+        // Only the flags' write can put a racing refresh's other flags
+        // back as they were (the next refresh shows them again).
         unsafe {
-            // Written only when it differs: I/O, reads above all, leaves
-            // the flags' word (and its cache line) alone, and only that
-            // one write can put a racing refresh's other flags back as
-            // they were (the next refresh shows them again).
             let nosec = (*src).i_flags & bindings::S_NOSEC;
             if (*dst).i_flags & bindings::S_NOSEC != nosec {
                 (*dst).i_flags = ((*dst).i_flags & !bindings::S_NOSEC) | nosec;
             }
-            bindings::shiftfs_i_size_write(dst, bindings::shiftfs_i_size_read(src));
-            (*dst).i_blocks = (*src).i_blocks;
-            (*dst).i_atime_sec = (*src).i_atime_sec;
-            (*dst).i_atime_nsec = (*src).i_atime_nsec;
-            (*dst).i_mtime_sec = (*src).i_mtime_sec;
-            (*dst).i_mtime_nsec = (*src).i_mtime_nsec;
-            (*dst).i_ctime_sec = (*src).i_ctime_sec;
-            (*dst).i_ctime_nsec = (*src).i_ctime_nsec;
+            let size = bindings::shiftfs_i_size_read(src);
+            if bindings::shiftfs_i_size_read(dst) != size {
+                bindings::shiftfs_i_size_write(dst, size);
+            }
+            set_if_differs(&raw mut (*dst).i_blocks, (*src).i_blocks);
+            set_if_differs(&raw mut (*dst).i_atime_sec, (*src).i_atime_sec);
+            set_if_differs(&raw mut (*dst).i_atime_nsec, (*src).i_atime_nsec);
+            set_if_differs(&raw mut (*dst).i_mtime_sec, (*src).i_mtime_sec);
+            set_if_differs(&raw mut (*dst).i_mtime_nsec, (*src).i_mtime_nsec);
+            set_if_differs(&raw mut (*dst).i_ctime_sec, (*src).i_ctime_sec);
+            set_if_differs(&raw mut (*dst).i_ctime_nsec, (*src).i_ctime_nsec);
+        }
+    }
+}
+
+/// Writes `value` to `*field` unless it holds that already.
+///
+/// # Safety
+///
+/// `field` must be valid for reads and writes, as the inode fields
+/// [`Inode::set_size_and_times`] copies are.
+#[inline(always)]
+unsafe fn set_if_differs<V: PartialEq + Copy>(field: *mut V, value: V) {
+    // SAFETY: per the contract.
+    unsafe {
+        if *field != value {
+            *field = value;
         }
     }
 }
