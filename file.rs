@@ -49,6 +49,15 @@ const SETFL: OpenFlags = OpenFlags::APPEND
     .or(OpenFlags::NDELAY)
     .or(OpenFlags::DIRECT);
 
+/// The flags a real file or directory is opened with for a shiftfs one
+/// opened with `flags`: the same, and `O_NOATIME`. Whether an access
+/// updates the atime is decided through the shiftfs file, by the shiftfs
+/// mount's flags, then by the real mount's (`update_atime`); the real
+/// file's own reads must not update it past the shiftfs mount.
+pub(crate) fn real_flags(flags: OpenFlags) -> OpenFlags {
+    flags.or(OpenFlags::NOATIME)
+}
+
 /// Carries `fcntl(F_SETFL)` changes of `file` over to its real file
 /// (EINVAL for O_DIRECT where the real file cannot do it).
 fn sync_flags(file: &File<Shiftfs>) -> Result {
@@ -182,15 +191,18 @@ fn on_real_pair<R>(
 #[vtable]
 impl FileOperations for Shiftfs {
     /// The VFS has checked the open (MAY_OPEN and the access mode) with
-    /// `permission`, which checks the real inode too.
+    /// `permission`, which checks the real inode too. The real file is
+    /// `O_NOATIME`: reads record their access through the shiftfs file
+    /// (see [`Self::after_read`]).
     fn open(_inode: &Inode<Self>, file: &OpeningFile<'_, Self>) -> Result<ARef<File<Real>>> {
         let (sb, real) = (file.dentry().super_block(), file.dentry().real());
         if real.inode().is_none() {
             return Err(ENOENT);
         }
+        let flags = real_flags(file.flags());
         // Borrowed: the backing file takes its own reference.
         cred::with_made(sb, |cred| {
-            file.open_backing(sb.info().real.mount().path(real), cred)
+            file.open_backing(sb.info().real.mount().path(real), flags, cred)
         })
     }
 
@@ -296,9 +308,18 @@ impl FileOperations for Shiftfs {
         })
     }
 
-    /// After reads and writes through the backing-file helpers: the real
-    /// inode's times and size show.
-    fn after_io(file: &File<Self>) {
+    /// After a read, a splice read or a mapping: the real inode's times and
+    /// size show, and the access is recorded as a read through the shiftfs
+    /// mount (its `noatime`, `relatime`, `ro`; the file's `O_NOATIME`),
+    /// which updates the real inode's atime where the real mount lets it
+    /// too (`update_atime`).
+    fn after_read(file: &File<Self>) {
+        show_size(file);
+        file.accessed();
+    }
+
+    /// After a write: the real inode's times and size show.
+    fn after_write(file: &File<Self>) {
         show_size(file);
     }
 

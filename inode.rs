@@ -4,7 +4,7 @@
 //! the real inode (so inotify watches survive dentry eviction, and hard
 //! links share one inode), showing its attributes with owner and group
 //! shifted; and the inode operations every shiftfs inode has (getattr,
-//! setattr, permission, get_link, file attributes).
+//! setattr, permission, get_link, file attributes, access times).
 
 use crate::{
     cred,
@@ -194,6 +194,33 @@ impl InodeOperations for Shiftfs {
     fn fileattr_get(dentry: &Dentry<Self>, fa: &mut FileAttr) -> Result {
         let _creds = cred::enter(dentry.super_block())?;
         dentry.real().fileattr_get(fa)
+    }
+
+    /// An access the shiftfs mount records (its flags and the times shown
+    /// said so, and it is writable): the real inode's atime, through the
+    /// real path under a dentry of the inode, as the real mount's flags
+    /// say. The atime changes on disk only where both mounts let it.
+    fn update_atime(inode: &Inode<Self>) -> Result {
+        // None: nothing reaches the inode by a path any more.
+        let Some(dentry) = inode.any_dentry() else {
+            return Ok(());
+        };
+        let sb = inode.super_block();
+        let real = dentry.real();
+        // A hard link's dentry stands on the same real inode; one made
+        // stale below is left to its next revalidation.
+        if !real
+            .inode()
+            .is_some_and(|ri| core::ptr::eq(ri, inode.real()))
+        {
+            return Ok(());
+        }
+        {
+            let _creds = cred::enter(sb)?;
+            sb.info().real.mount().path(real).touch_atime();
+        }
+        inode.set_size_and_times(inode.real());
+        Ok(())
     }
 
     /// The VFS has checked the caller against the shiftfs inode (owner,

@@ -13,7 +13,7 @@
 //! real one; the directory's attributes are shown again.
 
 use crate::{
-    cred, inode,
+    cred, file, inode,
     superblock::Shiftfs,
     vfs::{
         cred::Capability,
@@ -191,7 +191,7 @@ impl NamespaceOperations for Shiftfs {
         let real_file = {
             let _writing = cred::enter_to_write(sb)?;
             let parent = sb.info().real.mount().path(file.parent().real());
-            file.open_real(parent, mode, &creds)?
+            file.open_real(parent, mode, file::real_flags(file.flags()), &creds)?
         };
         let ri = real_file.dentry().inode().ok_or(EINVAL)?;
         let inode = inode::get(sb, ri)?;

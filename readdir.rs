@@ -28,7 +28,7 @@ impl DirOperations for Shiftfs {
                 .real
                 .mount()
                 .path(file.dentry().real())
-                .open(file.flags(), cred)
+                .open(file::real_flags(file.flags()), cred)
         })
     }
 

@@ -40,6 +40,7 @@ const unsigned long SHIFTFS_SB_I_NODEV = SB_I_NODEV;
 const unsigned int SHIFTFS_I_NEW = I_NEW;
 const unsigned int SHIFTFS_FMODE_CAN_ODIRECT = FMODE_CAN_ODIRECT;
 const unsigned int SHIFTFS_FMODE_OPENED = FMODE_OPENED;
+const int SHIFTFS_IOCB_NOWAIT = IOCB_NOWAIT;
 const unsigned int SHIFTFS_LOOKUP_FOLLOW = LOOKUP_FOLLOW;
 const unsigned int SHIFTFS_MNT_NOEXEC = MNT_NOEXEC;
 const unsigned int SHIFTFS_MNT_NODEV = MNT_NODEV;

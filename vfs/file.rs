@@ -44,6 +44,8 @@ impl OpenFlags {
     pub(crate) const NDELAY: Self = Self(bindings::O_NDELAY);
     /// `O_DIRECT`.
     pub(crate) const DIRECT: Self = Self(bindings::O_DIRECT);
+    /// `O_NOATIME`.
+    pub(crate) const NOATIME: Self = Self(bindings::O_NOATIME);
 
     /// The flags in both.
     pub(crate) const fn and(self, other: Self) -> Self {
@@ -92,6 +94,14 @@ impl<T> File<T> {
     pub(crate) fn dentry(&self) -> &Dentry<T> {
         // SAFETY: an open file holds its path; `f_path` never changes.
         unsafe { Dentry::from_raw(bindings::shiftfs_file_dentry(self.as_raw())) }
+    }
+
+    /// Records a read of the file (`file_accessed()`): unless it is
+    /// `O_NOATIME`, `touch_atime()` of its path, which updates the access
+    /// time if the mount's flags and the inode's times say so. May sleep.
+    pub(crate) fn accessed(&self) {
+        // SAFETY: the file is live, and holds its path.
+        unsafe { bindings::shiftfs_file_accessed(self.as_raw()) }
     }
 }
 
@@ -639,22 +649,18 @@ impl<T> OpeningFile<'_, T> {
     }
 
     /// Opens `real` as the real file of this one (`backing_file_open()`),
-    /// with `cred`, which it keeps.
+    /// with `flags` and `cred`, which it keeps.
     pub(crate) fn open_backing(
         &self,
         real: PathRef<'_>,
+        flags: OpenFlags,
         cred: &Credential,
     ) -> Result<ARef<File<Real>>> {
         let user = self.0.as_raw();
         // SAFETY: `user` is being opened; `real` and `cred` are live, and
         // the backing file takes references of its own to them.
         let file = from_err_ptr(unsafe {
-            bindings::backing_file_open(
-                user,
-                (*user).f_flags as c_int,
-                real.as_raw(),
-                cred.as_raw(),
-            )
+            bindings::backing_file_open(user, flags.0 as c_int, real.as_raw(), cred.as_raw())
         })?;
         // SAFETY: a new file with its reference, now ours.
         Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file).cast()) })
@@ -752,9 +758,15 @@ pub(crate) trait FileOperations: Sized {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// After I/O through the backing-file helpers on `file`: a read
-    /// (`accessed`) or a write (`end_write`).
-    fn after_io(_file: &File<Self>) {
+    /// After a read, a splice read or a mapping through the backing-file
+    /// helpers on `file` (`accessed`).
+    fn after_read(_file: &File<Self>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// After a write through the backing-file helpers on `file`
+    /// (`end_write`).
+    fn after_write(_file: &File<Self>) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -1365,7 +1377,7 @@ shared_trampolines!(DirOperations, lock_dir, flock_dir, flush_dir, ioctl_dir);
 /// did.
 unsafe extern "C" fn accessed<T: FileSystem>(file: *mut bindings::file) {
     // SAFETY: per the contract.
-    T::after_io(unsafe { File::from_raw(file) });
+    T::after_read(unsafe { File::from_raw(file) });
 }
 
 /// `backing_file_ctx::end_write`.
@@ -1376,7 +1388,7 @@ unsafe extern "C" fn accessed<T: FileSystem>(file: *mut bindings::file) {
 #[cfg(not(shiftfs_kernel_7))]
 unsafe extern "C" fn end_write<T: FileSystem>(file: *mut bindings::file, _pos: i64, _ret: isize) {
     // SAFETY: per the contract.
-    T::after_io(unsafe { File::from_raw(file) });
+    T::after_write(unsafe { File::from_raw(file) });
 }
 
 /// `backing_file_ctx::end_write`, with the request (since 6.17).
@@ -1388,5 +1400,5 @@ unsafe extern "C" fn end_write<T: FileSystem>(file: *mut bindings::file, _pos: i
 #[cfg(shiftfs_kernel_7)]
 unsafe extern "C" fn end_write<T: FileSystem>(iocb: *mut bindings::kiocb, _ret: isize) {
     // SAFETY: per the contract; a request holds its file.
-    T::after_io(unsafe { File::from_raw((*iocb).ki_filp) });
+    T::after_write(unsafe { File::from_raw((*iocb).ki_filp) });
 }

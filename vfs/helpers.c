@@ -98,6 +98,11 @@ void shiftfs_i_size_write(struct inode *inode, loff_t size)
 	i_size_write(inode, size);
 }
 
+void shiftfs_file_accessed(struct file *file)
+{
+	file_accessed(file);
+}
+
 void shiftfs_inode_lock(struct inode *inode)
 {
 	inode_lock(inode);

@@ -38,6 +38,7 @@ void shiftfs_init_sync_kiocb(struct kiocb *kiocb, struct file *file);
 #endif
 loff_t shiftfs_i_size_read(const struct inode *inode);
 void shiftfs_i_size_write(struct inode *inode, loff_t size);
+void shiftfs_file_accessed(struct file *file);
 void shiftfs_inode_lock(struct inode *inode);
 void shiftfs_inode_unlock(struct inode *inode);
 void shiftfs_inode_lock_parent(struct inode *inode);

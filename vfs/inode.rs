@@ -148,6 +148,15 @@ impl Inode<Real> {
 }
 
 impl<T: FileSystem> Inode<T> {
+    /// A dentry of the inode (`d_find_any_alias()`), if it has one.
+    pub(crate) fn any_dentry(&self) -> Option<ARef<Dentry<T>>> {
+        // SAFETY: the inode is live.
+        let dentry = NonNull::new(unsafe { bindings::d_find_any_alias(self.as_raw()) })?;
+        // SAFETY: a dentry of an inode of `T` (on its superblock), with a
+        // reference that is now ours.
+        Some(unsafe { ARef::from_raw(dentry.cast()) })
+    }
+
     /// The real inode this one stands on.
     pub(crate) fn real(&self) -> &Inode<Real> {
         // SAFETY: per the type's invariants `i_private` holds a reference to
@@ -609,6 +618,14 @@ pub(crate) trait InodeOperations: Sized {
     fn fileattr_set(_idmap: &MntIdmap, _dentry: &Dentry<Self>, _fa: &mut FileAttr) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// `update_time` of the access time: `touch_atime()` found an update
+    /// due by the flags of the mount it came through and the inode's
+    /// times, and has write access to that mount. May sleep. The other
+    /// time updates stay the VFS's own (`generic_update_time()`).
+    fn update_atime(_inode: &Inode<Self>) -> Result {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// `iget5_locked_rcu` test: is `inode` the stacked inode of real inode
@@ -825,6 +842,11 @@ impl<T: FileSystem> Tables<T> {
         } else {
             None
         },
+        update_time: if T::HAS_UPDATE_ATIME {
+            Some(update_time::<T>)
+        } else {
+            None
+        },
         ..xattr::inode_operations::<T>()
     };
     /// Directories: the above and the namespace operations.
@@ -896,6 +918,58 @@ unsafe extern "C" fn setattr<T: FileSystem>(
             )
         };
         T::setattr(idmap, dentry, attr)?;
+        Ok(0)
+    })
+}
+
+/// # Safety
+///
+/// Called by the VFS as `inode_operations::update_time` with a live inode
+/// of `T`.
+#[cfg(not(shiftfs_kernel_7))]
+unsafe extern "C" fn update_time<T: FileSystem>(
+    inode: *mut bindings::inode,
+    flags: c_int,
+) -> c_int {
+    const ATIME: c_int = bindings::file_time_flags_S_ATIME as c_int;
+    let others = flags & !ATIME;
+    let ret = if others != 0 {
+        // SAFETY: per the contract.
+        unsafe { bindings::generic_update_time(inode, others) }
+    } else {
+        0
+    };
+    if flags & ATIME == 0 || ret != 0 {
+        return ret;
+    }
+    from_result(|| {
+        // SAFETY: per the contract; the VFS holds the inode for the call.
+        T::update_atime(unsafe { Inode::from_raw(inode) })?;
+        Ok(0)
+    })
+}
+
+/// # Safety
+///
+/// Called by the VFS as `inode_operations::update_time` with a live inode
+/// of `T`.
+#[cfg(shiftfs_kernel_7)]
+unsafe extern "C" fn update_time<T: FileSystem>(
+    inode: *mut bindings::inode,
+    what: bindings::fs_update_time,
+    flags: c_uint,
+) -> c_int {
+    if what != bindings::fs_update_time_FS_UPD_ATIME {
+        // SAFETY: per the contract.
+        return unsafe { bindings::generic_update_time(inode, what, flags) };
+    }
+    from_result(|| {
+        // The update may sleep: not for a request that must not wait.
+        if flags & bindings::SHIFTFS_IOCB_NOWAIT as c_uint != 0 {
+            return Err(kernel::error::code::EAGAIN);
+        }
+        // SAFETY: per the contract; the VFS holds the inode for the call.
+        T::update_atime(unsafe { Inode::from_raw(inode) })?;
         Ok(0)
     })
 }

@@ -9,7 +9,7 @@ use super::{
     cred::Credential,
     dentry::{Dentry, LookupFlags, NewDentry},
     errno::to_result,
-    file::File,
+    file::{File, OpenFlags},
     fs_type::FileSystem,
     inode::{nop_idmap, Inode, Mode},
     path::PathRef,
@@ -407,6 +407,13 @@ impl<T: FileSystem> TmpFile<'_, T> {
         unsafe { bindings::shiftfs_file_dentry(self.file) }
     }
 
+    /// The open flags.
+    pub(crate) fn flags(&self) -> OpenFlags {
+        // SAFETY: per the type's invariants the file is live; a plain read
+        // of a word-sized field.
+        OpenFlags(unsafe { (*self.file).f_flags })
+    }
+
     /// The directory's dentry.
     pub(crate) fn parent(&self) -> &Dentry<T> {
         // SAFETY: the new dentry is private to this open; its parent is a
@@ -415,11 +422,12 @@ impl<T: FileSystem> TmpFile<'_, T> {
     }
 
     /// Opens an unnamed real file in `parent` as the real file of this one
-    /// (`backing_tmpfile_open()`), with `cred`, which it keeps.
+    /// (`backing_tmpfile_open()`), with `flags` and `cred`, which it keeps.
     pub(crate) fn open_real(
         &self,
         parent: PathRef<'_>,
         mode: Mode,
+        flags: OpenFlags,
         cred: &Credential,
     ) -> Result<ARef<File<Real>>> {
         // SAFETY: `file` is being opened; `parent` and `cred` are live, and
@@ -427,7 +435,7 @@ impl<T: FileSystem> TmpFile<'_, T> {
         let real = from_err_ptr(unsafe {
             bindings::backing_tmpfile_open(
                 self.file,
-                (*self.file).f_flags as c_int,
+                flags.0 as c_int,
                 parent.as_raw(),
                 mode.0,
                 cred.as_raw(),

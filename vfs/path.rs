@@ -223,6 +223,15 @@ impl PathRef<'_> {
         })
     }
 
+    /// Updates the access time of the path's inode if its mount's flags and
+    /// the inode's times say so (`touch_atime()`, which has write access
+    /// to the mount for it; a failed update is ignored, as the VFS ignores
+    /// it). May sleep.
+    pub(crate) fn touch_atime(&self) {
+        // SAFETY: the path is live.
+        unsafe { bindings::touch_atime(&self.path) }
+    }
+
     /// Opens the path (`dentry_open()`) with `flags` and `cred`, which the
     /// file keeps.
     pub(crate) fn open(&self, flags: OpenFlags, cred: &Credential) -> Result<ARef<File<Real>>> {
