@@ -72,9 +72,14 @@ impl Tree {
     /// Runs `f` in a new container that has mounted the mark shifted on
     /// `target` (passed to `f`).
     pub fn in_shifted(&self, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
+        self.in_shifted_with(MountFlags::empty(), f)
+    }
+
+    /// [`Tree::in_shifted`], the shifting mount made with mount `flags`.
+    pub fn in_shifted_with(&self, flags: MountFlags, f: impl FnOnce(&Path) -> Outcome) -> Outcome {
         let (src, dst) = (self.mark.clone(), self.target.clone());
         container::run(move || {
-            mount(&src, &dst, FS_NAME, MountFlags::empty(), c"").ctx("shifting mount")?;
+            mount(&src, &dst, FS_NAME, flags, c"").ctx("shifting mount")?;
             f(&dst)
         })
     }

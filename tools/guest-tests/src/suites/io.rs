@@ -33,6 +33,11 @@ pub const TESTS: &[crate::harness::Test] = tests![
     chown_of_one_id_keeps_the_other_on_disk,
     lchown_of_a_symlink_reaches_the_disk,
     truncate_and_utimes_seen_on_disk,
+    reads_update_atime_on_disk,
+    noatime_shifting_mount_keeps_atime_on_disk,
+    read_only_shifting_mount_keeps_atime_on_disk,
+    o_noatime_keeps_atime_on_disk,
+    noatime_real_mount_keeps_atime_on_disk,
     permission_follows_the_shifted_owner,
     host_unmarks,
     unload,
@@ -399,6 +404,194 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
         st.st_mtime
     );
     Ok(())
+}
+
+/// An access time long past: any read under `relatime` (the default) or
+/// `strictatime` updates it.
+const OLD_ATIME: i64 = 1_000_000;
+
+/// A file and a directory with an entry in `real`, both with atime
+/// [`OLD_ATIME`] on disk.
+fn old_atimes(real: &std::path::Path) -> Outcome {
+    let (file, dir) = (real.join("atime"), real.join("atime-dir"));
+    std::fs::write(&file, b"read me").ctx("create")?;
+    std::fs::create_dir_all(&dir).ctx("mkdir")?;
+    std::fs::write(dir.join("entry"), b"").ctx("create entry")?;
+    let old = Timestamps {
+        last_access: Timespec {
+            tv_sec: OLD_ATIME,
+            tv_nsec: 0,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: rfs::UTIME_OMIT,
+        },
+    };
+    for p in [&file, &dir] {
+        rfs::utimensat(rfs::CWD, p, &old, rfs::AtFlags::empty()).ctx("utimensat")?;
+    }
+    Ok(())
+}
+
+/// Reads the file and lists the directory [`old_atimes`] made, under `t`.
+fn read_both(t: &std::path::Path) -> Outcome {
+    ensure_eq!(
+        std::fs::read(t.join("atime")).ctx("read")?,
+        b"read me",
+        "content"
+    );
+    let names: Vec<_> = std::fs::read_dir(t.join("atime-dir"))
+        .ctx("opendir")?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .ctx("readdir")?;
+    ensure_eq!(names, vec![std::ffi::OsString::from("entry")], "entries");
+    Ok(())
+}
+
+/// The on-disk atimes of the file and the directory, seen by the host.
+fn disk_atimes(real: &std::path::Path) -> Result<(i64, i64), String> {
+    let file = stat(real.join("atime")).ctx("stat file on host")?;
+    let dir = stat(real.join("atime-dir")).ctx("stat dir on host")?;
+    Ok((file.st_atime, dir.st_atime))
+}
+
+fn reads_update_atime_on_disk(env: &Env) -> Outcome {
+    let tree = tree(env);
+    old_atimes(&tree.real)?;
+    tree.in_shifted(read_both)?;
+    let (file, dir) = disk_atimes(&tree.real)?;
+    ensure!(
+        file > OLD_ATIME && dir > OLD_ATIME,
+        "atimes on disk after a read and a listing: file {file}, directory {dir}"
+    );
+    Ok(())
+}
+
+fn noatime_shifting_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
+    let tree = tree(env);
+    old_atimes(&tree.real)?;
+    tree.in_shifted_with(rustix::mount::MountFlags::NOATIME, read_both)?;
+    ensure_eq!(
+        disk_atimes(&tree.real)?,
+        (OLD_ATIME, OLD_ATIME),
+        "atimes on disk after reading through a noatime shifting mount"
+    );
+    // A mapping records its access as a read does.
+    tree.in_shifted_with(rustix::mount::MountFlags::NOATIME, |t| {
+        let f = std::fs::File::open(t.join("atime")).ctx("open")?;
+        let map = mmap_first_page(&f)?;
+        unmap(map)
+    })?;
+    ensure_eq!(
+        disk_atimes(&tree.real)?.0,
+        OLD_ATIME,
+        "atime on disk after mapping through a noatime shifting mount"
+    );
+    Ok(())
+}
+
+fn read_only_shifting_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
+    let tree = tree(env);
+    old_atimes(&tree.real)?;
+    tree.in_shifted_with(rustix::mount::MountFlags::RDONLY, read_both)?;
+    ensure_eq!(
+        disk_atimes(&tree.real)?,
+        (OLD_ATIME, OLD_ATIME),
+        "atimes on disk after reading through a read-only shifting mount"
+    );
+    Ok(())
+}
+
+fn o_noatime_keeps_atime_on_disk(env: &Env) -> Outcome {
+    let tree = tree(env);
+    old_atimes(&tree.real)?;
+    tree.in_shifted(|t| {
+        let mut buf = [0u8; 7];
+        // Opened so.
+        let fd = rfs::open(
+            t.join("atime"),
+            OFlags::RDONLY | OFlags::NOATIME,
+            Mode::empty(),
+        )
+        .ctx("open O_NOATIME")?;
+        ensure_eq!(rustix::io::read(&fd, &mut buf).ctx("read")?, 7, "read");
+        // Set later (fcntl(F_SETFL)).
+        let fd = rfs::open(t.join("atime"), OFlags::RDONLY, Mode::empty()).ctx("open")?;
+        rustix::fs::fcntl_setfl(&fd, OFlags::NOATIME).ctx("F_SETFL O_NOATIME")?;
+        ensure_eq!(rustix::io::read(&fd, &mut buf).ctx("read")?, 7, "read");
+        Ok(())
+    })?;
+    ensure_eq!(
+        disk_atimes(&tree.real)?.0,
+        OLD_ATIME,
+        "atime on disk after O_NOATIME reads"
+    );
+    Ok(())
+}
+
+fn noatime_real_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
+    use rustix::mount::{mount, mount_bind, mount_remount, unmount, MountFlags, UnmountFlags};
+    // A mark on a noatime bind mount of the real directory.
+    let tree = Tree::new(env, "io-noatime");
+    tree.create()?;
+    let io = tree_real(env);
+    old_atimes(&io)?;
+    mount_bind(&io, &tree.real).ctx("bind")?;
+    rustix::mount::mount_change(&tree.real, rustix::mount::MountPropagationFlags::PRIVATE)
+        .ctx("private")?;
+    mount_remount(&tree.real, MountFlags::BIND | MountFlags::NOATIME, c"").ctx("bind noatime")?;
+    mount(
+        &tree.real,
+        &tree.mark,
+        crate::sys::FS_NAME,
+        MountFlags::empty(),
+        c"mark",
+    )
+    .ctx("mark")?;
+    let res = tree.in_shifted(read_both);
+    tree.unmark()?;
+    unmount(&tree.real, UnmountFlags::empty()).ctx("umount bind")?;
+    res?;
+    ensure_eq!(
+        disk_atimes(&io)?,
+        (OLD_ATIME, OLD_ATIME),
+        "atimes on disk after reading through a shifting mount of a noatime real mount"
+    );
+    Ok(())
+}
+
+/// Maps the first page of `f`, shared and read-only.
+fn mmap_first_page(f: &std::fs::File) -> Result<*mut libc::c_void, String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a new mapping of an open file; nothing else refers to it.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    ensure!(map != libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    Ok(map)
+}
+
+/// Unmaps what [`mmap_first_page`] mapped.
+fn unmap(map: *mut libc::c_void) -> Outcome {
+    // SAFETY: `map` is a mapping of one page that nothing uses any more.
+    ensure!(
+        unsafe { libc::munmap(map, 4096) } == 0,
+        "munmap: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+fn tree_real(env: &Env) -> std::path::PathBuf {
+    tree(env).real
 }
 
 fn permission_follows_the_shifted_owner(env: &Env) -> Outcome {
