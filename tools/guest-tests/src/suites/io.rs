@@ -410,13 +410,20 @@ fn truncate_and_utimes_seen_on_disk(env: &Env) -> Outcome {
 /// `strictatime` updates it.
 const OLD_ATIME: i64 = 1_000_000;
 
-/// A file and a directory with an entry in `real`, both with atime
-/// [`OLD_ATIME`] on disk.
+/// A file, a directory with an entry and a symlink to the file in `real`,
+/// all with atime [`OLD_ATIME`] on disk.
 fn old_atimes(real: &std::path::Path) -> Outcome {
-    let (file, dir) = (real.join("atime"), real.join("atime-dir"));
+    let (file, dir, link) = (
+        real.join("atime"),
+        real.join("atime-dir"),
+        real.join("atime-link"),
+    );
     std::fs::write(&file, b"read me").ctx("create")?;
     std::fs::create_dir_all(&dir).ctx("mkdir")?;
     std::fs::write(dir.join("entry"), b"").ctx("create entry")?;
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink("atime", &link).ctx("symlink")?;
+    }
     let old = Timestamps {
         last_access: Timespec {
             tv_sec: OLD_ATIME,
@@ -427,16 +434,17 @@ fn old_atimes(real: &std::path::Path) -> Outcome {
             tv_nsec: rfs::UTIME_OMIT,
         },
     };
-    for p in [&file, &dir] {
-        rfs::utimensat(rfs::CWD, p, &old, rfs::AtFlags::empty()).ctx("utimensat")?;
+    for p in [&file, &dir, &link] {
+        rfs::utimensat(rfs::CWD, p, &old, rfs::AtFlags::SYMLINK_NOFOLLOW).ctx("utimensat")?;
     }
     Ok(())
 }
 
-/// Reads the file and lists the directory [`old_atimes`] made, under `t`.
+/// Reads the file (through the symlink) and lists the directory
+/// [`old_atimes`] made, under `t`.
 fn read_both(t: &std::path::Path) -> Outcome {
     ensure_eq!(
-        std::fs::read(t.join("atime")).ctx("read")?,
+        std::fs::read(t.join("atime-link")).ctx("read")?,
         b"read me",
         "content"
     );
@@ -449,21 +457,24 @@ fn read_both(t: &std::path::Path) -> Outcome {
     Ok(())
 }
 
-/// The on-disk atimes of the file and the directory, seen by the host.
-fn disk_atimes(real: &std::path::Path) -> Result<(i64, i64), String> {
+/// The on-disk atimes of the file, the directory and the symlink, seen by
+/// the host.
+fn disk_atimes(real: &std::path::Path) -> Result<(i64, i64, i64), String> {
     let file = stat(real.join("atime")).ctx("stat file on host")?;
     let dir = stat(real.join("atime-dir")).ctx("stat dir on host")?;
-    Ok((file.st_atime, dir.st_atime))
+    let link = rfs::lstat(real.join("atime-link")).ctx("lstat symlink on host")?;
+    Ok((file.st_atime, dir.st_atime, link.st_atime))
 }
 
 fn reads_update_atime_on_disk(env: &Env) -> Outcome {
     let tree = tree(env);
     old_atimes(&tree.real)?;
     tree.in_shifted(read_both)?;
-    let (file, dir) = disk_atimes(&tree.real)?;
+    let (file, dir, link) = disk_atimes(&tree.real)?;
     ensure!(
-        file > OLD_ATIME && dir > OLD_ATIME,
-        "atimes on disk after a read and a listing: file {file}, directory {dir}"
+        file > OLD_ATIME && dir > OLD_ATIME && link > OLD_ATIME,
+        "atimes on disk after a read through a symlink and a listing: file {file}, \
+         directory {dir}, symlink {link}"
     );
     Ok(())
 }
@@ -474,7 +485,7 @@ fn noatime_shifting_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
     tree.in_shifted_with(rustix::mount::MountFlags::NOATIME, read_both)?;
     ensure_eq!(
         disk_atimes(&tree.real)?,
-        (OLD_ATIME, OLD_ATIME),
+        (OLD_ATIME, OLD_ATIME, OLD_ATIME),
         "atimes on disk after reading through a noatime shifting mount"
     );
     // A mapping records its access as a read does.
@@ -497,7 +508,7 @@ fn read_only_shifting_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
     tree.in_shifted_with(rustix::mount::MountFlags::RDONLY, read_both)?;
     ensure_eq!(
         disk_atimes(&tree.real)?,
-        (OLD_ATIME, OLD_ATIME),
+        (OLD_ATIME, OLD_ATIME, OLD_ATIME),
         "atimes on disk after reading through a read-only shifting mount"
     );
     Ok(())
@@ -555,7 +566,7 @@ fn noatime_real_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
     res?;
     ensure_eq!(
         disk_atimes(&io)?,
-        (OLD_ATIME, OLD_ATIME),
+        (OLD_ATIME, OLD_ATIME, OLD_ATIME),
         "atimes on disk after reading through a shifting mount of a noatime real mount"
     );
     Ok(())
@@ -575,7 +586,11 @@ fn mmap_first_page(f: &std::fs::File) -> Result<*mut libc::c_void, String> {
             0,
         )
     };
-    ensure!(map != libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    ensure!(
+        map != libc::MAP_FAILED,
+        "mmap: {}",
+        std::io::Error::last_os_error()
+    );
     Ok(map)
 }
 
