@@ -596,11 +596,8 @@ fn mmap_first_page(f: &std::fs::File) -> Result<*mut libc::c_void, String> {
 /// Unmaps what [`mmap_first_page`] mapped.
 fn unmap(map: *mut libc::c_void) -> Outcome {
     // SAFETY: `map` is a mapping of one page that nothing uses any more.
-    ensure!(
-        unsafe { libc::munmap(map, 4096) } == 0,
-        "munmap: {}",
-        std::io::Error::last_os_error()
-    );
+    let rc = unsafe { libc::munmap(map, 4096) };
+    ensure!(rc == 0, "munmap: {}", std::io::Error::last_os_error());
     Ok(())
 }
 
