@@ -201,11 +201,16 @@ impl InodeOperations for Shiftfs {
     /// real path under a dentry of the inode, as the real mount's flags
     /// say. The atime changes on disk only where both mounts let it.
     fn update_atime(inode: &Inode<Self>) -> Result {
+        let sb = inode.super_block();
+        // Where the real mount records no atime, asking it would only cost
+        // a dentry search and a credential switch on every read.
+        if !sb.info().real.records_atime(inode.mode().is_dir()) {
+            return Ok(());
+        }
         // None: nothing reaches the inode by a path any more.
         let Some(dentry) = inode.any_dentry() else {
             return Ok(());
         };
-        let sb = inode.super_block();
         let real = dentry.real();
         // A hard link's dentry stands on the same real inode; one made
         // stale below is left to its next revalidation.

@@ -44,6 +44,8 @@ const int SHIFTFS_IOCB_NOWAIT = IOCB_NOWAIT;
 const unsigned int SHIFTFS_LOOKUP_FOLLOW = LOOKUP_FOLLOW;
 const unsigned int SHIFTFS_MNT_NOEXEC = MNT_NOEXEC;
 const unsigned int SHIFTFS_MNT_NODEV = MNT_NODEV;
+const unsigned int SHIFTFS_MNT_NOATIME = MNT_NOATIME;
+const unsigned int SHIFTFS_MNT_NODIRATIME = MNT_NODIRATIME;
 const unsigned int SHIFTFS_LOOKUP_RCU = LOOKUP_RCU;
 const int SHIFTFS_CAP_LAST_CAP = CAP_LAST_CAP;
 /* ioctl numbers (_IOR/_IOW expressions bindgen does not evaluate) */

@@ -31,6 +31,11 @@ impl Mode {
         u32::from(self.0) & bindings::S_IFMT
     }
 
+    /// A directory.
+    pub(crate) fn is_dir(self) -> bool {
+        self.format() == bindings::S_IFDIR
+    }
+
     /// A block or character device (a whiteout, `S_IFCHR` with device
     /// number 0, is not one: see [`Mode::is_device_node`]).
     fn is_device(self) -> bool {

@@ -182,16 +182,35 @@ impl Path {
         unsafe { bindings::__mnt_is_readonly(self.0.mnt) }
     }
 
+    /// The mount's `MNT_*` flags, read once (a remount may change them).
+    fn mnt_flags(&self) -> u32 {
+        // SAFETY: `mnt` is a live mount we hold a reference to; the read is
+        // a single volatile load of an int.
+        unsafe { core::ptr::read_volatile(&(*self.0.mnt).mnt_flags) as u32 }
+    }
+
     /// Whether the path's mount forbids executing (`noexec`) and device
     /// nodes (`nodev`).
     pub(crate) fn mount_forbids(&self) -> (bool, bool) {
-        // SAFETY: `mnt` is a live mount we hold a reference to; its flags
-        // are read once.
-        let flags = unsafe { core::ptr::read_volatile(&(*self.0.mnt).mnt_flags) } as u32;
+        let flags = self.mnt_flags();
         (
             flags & bindings::SHIFTFS_MNT_NOEXEC != 0,
             flags & bindings::SHIFTFS_MNT_NODEV != 0,
         )
+    }
+
+    /// Whether an access through this mount may record an atime at all:
+    /// not on a `noatime` or read-only mount, nor for a directory on a
+    /// `nodiratime` one. (`relatime` and the inode's own flags are left to
+    /// `touch_atime()`.)
+    pub(crate) fn records_atime(&self, dir: bool) -> bool {
+        let flags = self.mnt_flags();
+        let off = if dir {
+            bindings::SHIFTFS_MNT_NOATIME | bindings::SHIFTFS_MNT_NODIRATIME
+        } else {
+            bindings::SHIFTFS_MNT_NOATIME
+        };
+        flags & off == 0 && !self.is_readonly()
     }
 
     /// Statistics of the filesystem the path is on (`vfs_statfs()`).
