@@ -38,6 +38,7 @@ pub const TESTS: &[crate::harness::Test] = tests![
     read_only_shifting_mount_keeps_atime_on_disk,
     o_noatime_keeps_atime_on_disk,
     noatime_real_mount_keeps_atime_on_disk,
+    nodiratime_real_mount_keeps_dir_atime_on_disk,
     permission_follows_the_shifted_owner,
     host_unmarks,
     unload,
@@ -540,17 +541,22 @@ fn o_noatime_keeps_atime_on_disk(env: &Env) -> Outcome {
     Ok(())
 }
 
-fn noatime_real_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
+/// Marks a bind mount of the io tree remounted with `flags`, reads through
+/// a shifting mount of that mark, checks that the shifting mount shows the
+/// atimes the disk has, and returns those.
+fn read_through_real_mount(
+    env: &Env,
+    flags: rustix::mount::MountFlags,
+) -> Result<(i64, i64, i64), String> {
     use rustix::mount::{mount, mount_bind, mount_remount, unmount, MountFlags, UnmountFlags};
-    // A mark on a noatime bind mount of the real directory.
-    let tree = Tree::new(env, "io-noatime");
+    let tree = Tree::new(env, "io-real-flags");
     tree.create()?;
     let io = tree_real(env);
     old_atimes(&io)?;
     mount_bind(&io, &tree.real).ctx("bind")?;
     rustix::mount::mount_change(&tree.real, rustix::mount::MountPropagationFlags::PRIVATE)
         .ctx("private")?;
-    mount_remount(&tree.real, MountFlags::BIND | MountFlags::NOATIME, c"").ctx("bind noatime")?;
+    mount_remount(&tree.real, MountFlags::BIND | flags, c"").ctx("remount bind")?;
     mount(
         &tree.real,
         &tree.mark,
@@ -559,14 +565,37 @@ fn noatime_real_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
         c"mark",
     )
     .ctx("mark")?;
-    let res = tree.in_shifted(read_both);
+    let disk = io.clone();
+    let res = tree.in_shifted(move |t| {
+        read_both(t)?;
+        ensure_eq!(
+            disk_atimes(t)?,
+            disk_atimes(&disk)?,
+            "atimes seen through the shifting mount, and on disk"
+        );
+        Ok(())
+    });
     tree.unmark()?;
     unmount(&tree.real, UnmountFlags::empty()).ctx("umount bind")?;
     res?;
+    disk_atimes(&io)
+}
+
+fn noatime_real_mount_keeps_atime_on_disk(env: &Env) -> Outcome {
     ensure_eq!(
-        disk_atimes(&io)?,
+        read_through_real_mount(env, rustix::mount::MountFlags::NOATIME)?,
         (OLD_ATIME, OLD_ATIME, OLD_ATIME),
         "atimes on disk after reading through a shifting mount of a noatime real mount"
+    );
+    Ok(())
+}
+
+fn nodiratime_real_mount_keeps_dir_atime_on_disk(env: &Env) -> Outcome {
+    let (file, dir, link) = read_through_real_mount(env, rustix::mount::MountFlags::NODIRATIME)?;
+    ensure!(
+        file > OLD_ATIME && link > OLD_ATIME && dir == OLD_ATIME,
+        "atimes on disk after reading through a shifting mount of a nodiratime real \
+         mount: file {file}, directory {dir}, symlink {link}"
     );
     Ok(())
 }
