@@ -203,7 +203,8 @@ impl InodeOperations for Shiftfs {
     fn update_atime(inode: &Inode<Self>) -> Result {
         let sb = inode.super_block();
         // Where the real mount records no atime, asking it would only cost
-        // a dentry search and a credential switch on every read.
+        // a dentry search and a credential switch on every listing and
+        // followed symlink (reads stop earlier, in `after_read`).
         if !sb.info().real.records_atime(inode.mode().is_dir()) {
             return Ok(());
         }
