@@ -257,65 +257,35 @@ impl Dentry<Real> {
 
 /// The real dentry's own `d_revalidate`, if it has one.
 ///
-/// Inline: every path component through shiftfs asks, and most real
-/// filesystems (tmpfs, ext4 without casefolding or encryption) have none.
+/// # Safety
+///
+/// `d` must be a live dentry, or readable in the RCU walk `flags` says.
+#[cfg(not(shiftfs_kernel_7))]
+unsafe fn revalidate_real(d: *mut bindings::dentry, flags: LookupFlags) -> Result<bool> {
+    // SAFETY: per the contract; the operations are the dentry's
+    // filesystem's, told whether this is an RCU walk.
+    let ret = unsafe {
+        match (*d).d_op.as_ref().and_then(|o| o.d_revalidate) {
+            Some(reval) => reval(d, flags.0),
+            None => 1,
+        }
+    };
+    to_result(ret).map(|()| ret > 0)
+}
+
+/// The real dentry's own `d_revalidate`, if it has one, told its parent
+/// directory and its name (since 6.14).
 ///
 /// # Safety
 ///
 /// `d` must be a live dentry, or readable in the RCU walk `flags` says.
-#[inline]
+#[cfg(shiftfs_kernel_7)]
 unsafe fn revalidate_real(d: *mut bindings::dentry, flags: LookupFlags) -> Result<bool> {
-    // SAFETY: per the contract; the operations are the dentry's
-    // filesystem's.
+    // SAFETY: per the contract.
     let Some(reval) = (unsafe { (*d).d_op.as_ref() }).and_then(|o| o.d_revalidate) else {
         return Ok(true);
     };
-    // SAFETY: per the contract; `reval` is `d`'s own.
-    let ret = unsafe { call_revalidate(reval, d, flags) }?;
-    to_result(ret).map(|()| ret > 0)
-}
-
-/// A real filesystem's `d_revalidate`.
-#[cfg(not(shiftfs_kernel_7))]
-type RevalidateFn = unsafe extern "C" fn(*mut bindings::dentry, c_uint) -> c_int;
-
-/// A real filesystem's `d_revalidate`, told the parent directory and the
-/// name since 6.14.
-#[cfg(shiftfs_kernel_7)]
-type RevalidateFn = unsafe extern "C" fn(
-    *mut bindings::inode,
-    *const bindings::qstr,
-    *mut bindings::dentry,
-    c_uint,
-) -> c_int;
-
-/// Calls `reval`, told whether this is an RCU walk.
-///
-/// # Safety
-///
-/// As for [`revalidate_real`]; `reval` must be `d`'s `d_revalidate`.
-#[cfg(not(shiftfs_kernel_7))]
-unsafe fn call_revalidate(
-    reval: RevalidateFn,
-    d: *mut bindings::dentry,
-    flags: LookupFlags,
-) -> Result<c_int> {
-    // SAFETY: per the contract.
-    Ok(unsafe { reval(d, flags.0) })
-}
-
-/// Calls `reval` with `d`'s parent directory and name.
-///
-/// # Safety
-///
-/// As for [`revalidate_real`]; `reval` must be `d`'s `d_revalidate`.
-#[cfg(shiftfs_kernel_7)]
-unsafe fn call_revalidate(
-    reval: RevalidateFn,
-    d: *mut bindings::dentry,
-    flags: LookupFlags,
-) -> Result<c_int> {
-    if flags.rcu() {
+    let ret = if flags.rcu() {
         // SAFETY: in the walk the parent and its inode stay readable; a
         // parent that lost its inode sends the walk back (as overlayfs
         // does).
@@ -328,7 +298,7 @@ unsafe fn call_revalidate(
         let name = NameSnapshot::take(d);
         // SAFETY: `dir` and `d` are readable; the name is stable while the
         // snapshot lives.
-        Ok(unsafe { reval(dir, name.qstr(), d, flags.0) })
+        unsafe { reval(dir, name.qstr(), d, flags.0) }
     } else {
         // SAFETY: `d` is live; `dget_parent` returns its parent with a
         // reference, which keeps the parent's inode.
@@ -337,8 +307,9 @@ unsafe fn call_revalidate(
         let parent: ARef<Dentry<Real>> = unsafe { ARef::from_raw(parent.cast()) };
         let name = NameSnapshot::take(d);
         // SAFETY: as above.
-        Ok(unsafe { reval((*parent.as_raw()).d_inode, name.qstr(), d, flags.0) })
-    }
+        unsafe { reval((*parent.as_raw()).d_inode, name.qstr(), d, flags.0) }
+    };
+    to_result(ret).map(|()| ret > 0)
 }
 
 impl<'a, T> Rcu<'a, Dentry<T>> {
